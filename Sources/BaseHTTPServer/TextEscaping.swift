@@ -1,0 +1,115 @@
+/// Escapes `&`, `<` and `>` (and, when `quote` is true, `"` and `'`) for HTML, as Python's `html.escape`.
+///
+/// `"` becomes `&quot;` and `'` becomes `&#x27;`, exactly Python's spellings.
+/// - Parameters:
+///   - s: The text to escape.
+///   - quote: Whether to escape quotation marks too, for use inside attribute values.
+/// - Returns: `s` itself when nothing needs escaping.
+func htmlEscape(_ s: String, quote: Bool = true) -> String {
+    let utf8 = s.utf8
+    guard utf8.contains(where: { needsHTMLEscape($0, quote: quote) }) else { return s }
+    var out: [UInt8] = []
+    out.reserveCapacity(utf8.count + 16)
+    for byte in utf8 {
+        switch byte {
+        case UInt8(ascii: "&"): out.append(contentsOf: "&amp;".utf8)
+        case UInt8(ascii: "<"): out.append(contentsOf: "&lt;".utf8)
+        case UInt8(ascii: ">"): out.append(contentsOf: "&gt;".utf8)
+        case UInt8(ascii: "\"") where quote: out.append(contentsOf: "&quot;".utf8)
+        case UInt8(ascii: "'") where quote: out.append(contentsOf: "&#x27;".utf8)
+        default: out.append(byte)
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+private func needsHTMLEscape(_ byte: UInt8, quote: Bool) -> Bool {
+    switch byte {
+    case UInt8(ascii: "&"), UInt8(ascii: "<"), UInt8(ascii: ">"): true
+    case UInt8(ascii: "\""), UInt8(ascii: "'"): quote
+    default: false
+    }
+}
+
+/// Makes a log line safe to write to a terminal, as Python 3.12's `log_message` does.
+///
+/// Control characters U+0000–U+001F and U+007F–U+009F become `\xHH` (two lowercase hex digits)
+/// and a backslash becomes `\\`, so a request cannot forge log lines or send escape sequences to
+/// whoever reads the log. All other characters pass through unchanged.
+func logEscape(_ s: String) -> String {
+    guard s.unicodeScalars.contains(where: needsLogEscape) else { return s }
+    var out = String.UnicodeScalarView()
+    for scalar in s.unicodeScalars {
+        if scalar == "\\" {
+            out.append("\\")
+            out.append("\\")
+        } else if needsLogEscape(scalar) {
+            out.append("\\")
+            out.append("x")
+            out.append(lowercaseHexDigit(scalar.value >> 4))
+            out.append(lowercaseHexDigit(scalar.value & 0xF))
+        } else {
+            out.append(scalar)
+        }
+    }
+    return String(out)
+}
+
+private func lowercaseHexDigit(_ nibble: UInt32) -> Unicode.Scalar {
+    Unicode.Scalar(UInt8(truncatingIfNeeded: nibble < 10 ? 0x30 + nibble : 0x57 + nibble))
+}
+
+private func needsLogEscape(_ scalar: Unicode.Scalar) -> Bool {
+    scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || scalar == "\\"
+}
+
+/// Fills in Python's `%`-style keyed placeholders of an error page template.
+///
+/// Implements `format % {'code': code, 'message': message, 'explain': explain}` for the
+/// placeholders `BaseHTTPRequestHandler.error_message_format` uses: `%(code)d` (also `%(code)s`,
+/// `%(code)i`, as Python's default page writes `%(code)s`), `%(message)s`, `%(explain)s` and `%%`.
+/// Where Python would raise (an unknown key, a width or flag, a lone `%`), the text is kept as
+/// written instead. The values are inserted as given: escape them first for HTML.
+func percentFormat(_ format: String, code: Int, message: String, explain: String) -> String {
+    var out = ""
+    var rest = Substring(format)
+    while let percent = rest.firstIndex(of: "%") {
+        out += rest[..<percent]
+        rest = rest[rest.index(after: percent)...]
+        if rest.first == "%" {
+            out += "%"
+            rest = rest.dropFirst()
+            continue
+        }
+        if let (replacement, remaining) = keyedPlaceholder(rest, code: code, message: message, explain: explain) {
+            out += replacement
+            rest = remaining
+        } else {
+            out += "%"
+        }
+    }
+    out += rest
+    return out
+}
+
+/// Reads `(key)c` at the start of `text` and returns its value and the text after it.
+private func keyedPlaceholder(
+    _ text: Substring, code: Int, message: String, explain: String
+) -> (String, Substring)? {
+    guard text.first == "(", let close = text.firstIndex(of: ")") else { return nil }
+    let key = text[text.index(after: text.startIndex)..<close]
+    let afterClose = text.index(after: close)
+    guard afterClose < text.endIndex else { return nil }
+    let conversion = text[afterClose]
+    let remaining = text[text.index(after: afterClose)...]
+    switch (key, conversion) {
+    case ("code", "d"), ("code", "i"), ("code", "u"), ("code", "s"), ("code", "r"), ("code", "a"):
+        return (String(code), remaining)
+    case ("message", "s"):
+        return (message, remaining)
+    case ("explain", "s"):
+        return (explain, remaining)
+    default:
+        return nil
+    }
+}
