@@ -1,0 +1,136 @@
+/// Decodes `%XX` escapes in `bytes`, keeping any `%` that does not start a valid escape, as Python's `unquote`.
+///
+/// `+` is left alone (this is path decoding, not form decoding).
+func percentDecode(_ bytes: some Collection<UInt8>) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(bytes.count)
+    var index = bytes.startIndex
+    while index != bytes.endIndex {
+        let byte = bytes[index]
+        bytes.formIndex(after: &index)
+        guard byte == UInt8(ascii: "%"), index != bytes.endIndex else {
+            out.append(byte)
+            continue
+        }
+        let highIndex = index
+        let lowIndex = bytes.index(after: highIndex)
+        guard lowIndex != bytes.endIndex,
+              let high = hexValue(bytes[highIndex]), let low = hexValue(bytes[lowIndex])
+        else {
+            out.append(byte)
+            continue
+        }
+        out.append(high << 4 | low)
+        index = bytes.index(after: lowIndex)
+    }
+    return out
+}
+
+/// Percent-decodes `s` and reads the result as UTF-8, replacing invalid sequences with U+FFFD.
+///
+/// The equivalent of Python's `urllib.parse.unquote(s)` with its default `errors='replace'`.
+func urlUnquote(_ s: String) -> String {
+    guard s.utf8.contains(UInt8(ascii: "%")) else { return s }
+    return String(decoding: percentDecode(s.utf8), as: UTF8.self)
+}
+
+/// Percent-encodes `s` for a URL path, as Python's `urllib.parse.quote(s, safe=safe)`.
+///
+/// The UTF-8 bytes of `s` are kept when they are ASCII letters, digits, `_.-~` or one of the
+/// ASCII characters in `safe`; every other byte becomes `%XX` with uppercase hex digits.
+func urlQuote(_ s: String, safe: String = "/") -> String {
+    let safeBytes = Array(safe.utf8.filter { $0 < 0x80 })
+    let isKept: (UInt8) -> Bool = { isUnreserved($0) || safeBytes.contains($0) }
+    guard !s.utf8.allSatisfy(isKept) else { return s }
+    var out: [UInt8] = []
+    out.reserveCapacity(s.utf8.count * 3)
+    for byte in s.utf8 {
+        if isKept(byte) {
+            out.append(byte)
+        } else {
+            out.append(UInt8(ascii: "%"))
+            out.append(uppercaseHexDigit(byte >> 4))
+            out.append(uppercaseHexDigit(byte & 0xF))
+        }
+    }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// Maps a request path onto a file-system path under `root`, as `SimpleHTTPRequestHandler.translate_path` does, but refusing what Python silently rewrites.
+///
+/// The query (`?…`) and fragment (`#…`) are dropped, each `/`-separated segment is
+/// percent-decoded as UTF-8, empty and `.` segments are skipped, and `..` removes the segment
+/// before it. A trailing `/` in the request is kept (`/dir/` → `root/dir/`), because the
+/// directory redirect depends on it.
+///
+/// The result never names a path outside `root`: the function returns `nil` (answer 404) when a
+/// `..` would climb above `root`, when a segment contains an encoded slash (`%2F`), a backslash
+/// or a NUL (raw or encoded), or when a segment does not decode to valid UTF-8. Python instead
+/// drops such `..` segments and serves whatever remains. Symbolic links are not looked at here:
+/// a link inside `root` may still point outside it, which the caller must check on the real path.
+/// - Parameters:
+///   - requestPath: The request target as received, for example `/docs/a%20b.txt?x=1`.
+///   - root: The directory being served, without or with a trailing `/`.
+/// - Returns: `root` joined with the cleaned segments, or `nil` if the path must be refused.
+func translatePath(_ requestPath: String, root: String) -> String? {
+    var raw = Substring(requestPath)
+    if let end = raw.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
+        raw = raw[..<end]
+    }
+    let hasTrailingSlash = raw.utf8.last == UInt8(ascii: "/")
+
+    var segments: [String] = []
+    for rawSegment in raw.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
+        let decoded = percentDecode(rawSegment)
+        if decoded.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") || $0 == 0 }) {
+            return nil
+        }
+        guard let segment = String(validating: decoded, as: UTF8.self) else { return nil }
+        switch segment {
+        case ".":
+            continue
+        case "..":
+            guard segments.popLast() != nil else { return nil }
+        default:
+            segments.append(segment)
+        }
+    }
+
+    var path = root.isEmpty ? "." : root
+    while path.utf8.count > 1, path.hasSuffix("/") { path.removeLast() }
+    let base = path == "/" ? "" : path
+    path = base
+    for segment in segments {
+        path += "/"
+        path += segment
+    }
+    if hasTrailingSlash || path.isEmpty {
+        path += "/"
+    }
+    return path
+}
+
+/// Whether `byte` is one of the characters `quote` never escapes: ASCII letters, digits and `_.-~`.
+private func isUnreserved(_ byte: UInt8) -> Bool {
+    switch byte {
+    case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+         UInt8(ascii: "0")...UInt8(ascii: "9"),
+         UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "-"), UInt8(ascii: "~"):
+        true
+    default:
+        false
+    }
+}
+
+private func hexValue(_ byte: UInt8) -> UInt8? {
+    switch byte {
+    case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
+    case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
+    case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
+    default: nil
+    }
+}
+
+private func uppercaseHexDigit(_ nibble: UInt8) -> UInt8 {
+    nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "A") + nibble - 10
+}
