@@ -1,0 +1,100 @@
+/// Byte classes of the HTTP grammar as bit flags in one 256-entry table, so each hot loop
+/// tests a byte with one load and one mask instead of a chain of comparisons.
+enum ByteClass {
+    /// `tchar` (RFC 9110 §5.6.2): the characters of methods, field names, coding names.
+    static let token: UInt8 = 1 << 0
+    /// A byte allowed inside a field value: VCHAR, obs-text, SP, HTAB.
+    static let fieldValue: UInt8 = 1 << 1
+    /// A byte allowed in a request target: 0x21–0x7E and obs-text.
+    static let target: UInt8 = 1 << 2
+    /// HEXDIG, either case.
+    static let hex: UInt8 = 1 << 3
+    /// unreserved / sub-delims (RFC 3986): the characters of a reg-name.
+    static let regName: UInt8 = 1 << 4
+    /// ALPHA / DIGIT / "+" / "-" / ".": the characters of a URI scheme after the first.
+    static let scheme: UInt8 = 1 << 5
+    /// `qdtext` (RFC 9110 §5.6.4): what may stand unescaped inside a quoted string.
+    static let quotedText: UInt8 = 1 << 6
+    /// SP or HTAB.
+    static let whitespace: UInt8 = 1 << 7
+
+    /// The table, indexed by byte value.
+    static let table: [UInt8] = (0..<256).map { classes(of: UInt8($0)) }
+
+    /// The classes `byte` belongs to; runs once per byte value when the table is built.
+    private static func classes(of byte: UInt8) -> UInt8 {
+        let isAlpha = (byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x7A
+        let isDigit = byte >= 0x30 && byte <= 0x39
+        let isVisible = byte >= 0x21 && byte <= 0x7E
+        let isObsText = byte >= 0x80
+        let isWhitespace = byte == 0x20 || byte == 0x09
+        var result: UInt8 = 0
+        if isAlpha || isDigit || Array("!#$%&'*+-.^_`|~".utf8).contains(byte) { result |= token }
+        if isVisible || isObsText || isWhitespace { result |= fieldValue }
+        if isVisible || isObsText { result |= target }
+        if isDigit || ((byte | 0x20) >= 0x61 && (byte | 0x20) <= 0x66) { result |= hex }
+        if isAlpha || isDigit || Array("-._~!$&'()*+,;=".utf8).contains(byte) { result |= regName }
+        if isAlpha || isDigit || byte == 0x2B || byte == 0x2D || byte == 0x2E { result |= scheme }
+        if isWhitespace || isObsText || (isVisible && byte != 0x22 && byte != 0x5C) {
+            result |= quotedText
+        }
+        if isWhitespace { result |= whitespace }
+        return result
+    }
+}
+
+/// The ASCII bytes the parser branches on, named.
+enum ASCII {
+    static let tab: UInt8 = 0x09
+    static let lf: UInt8 = 0x0A
+    static let cr: UInt8 = 0x0D
+    static let space: UInt8 = 0x20
+    static let quote: UInt8 = 0x22
+    static let percent: UInt8 = 0x25
+    static let asterisk: UInt8 = 0x2A
+    static let comma: UInt8 = 0x2C
+    static let dot: UInt8 = 0x2E
+    static let slash: UInt8 = 0x2F
+    static let zero: UInt8 = 0x30
+    static let colon: UInt8 = 0x3A
+    static let semicolon: UInt8 = 0x3B
+    static let equals: UInt8 = 0x3D
+    static let leftBracket: UInt8 = 0x5B
+    static let backslash: UInt8 = 0x5C
+    static let rightBracket: UInt8 = 0x5D
+
+    /// The value of a decimal digit, or nil.
+    @inline(__always)
+    static func digit(_ byte: UInt8) -> Int? {
+        byte &- zero < 10 ? Int(byte &- zero) : nil
+    }
+
+    /// The value of a hexadecimal digit, or nil.
+    @inline(__always)
+    static func hexDigit(_ byte: UInt8) -> Int? {
+        if byte &- zero < 10 { return Int(byte &- zero) }
+        let folded = byte | 0x20
+        return folded &- 0x61 < 6 ? Int(folded &- 0x61) + 10 : nil
+    }
+
+    /// Whether `count` bytes at `bytes` spell `literal`, ASCII letters compared without case.
+    /// `literal` must be lowercase letters, digits and `-` (for which OR-ing 0x20 is identity).
+    @inline(__always)
+    static func equalsIgnoringCase(
+        _ bytes: UnsafePointer<UInt8>, _ count: Int, _ literal: StaticString
+    ) -> Bool {
+        guard count == literal.utf8CodeUnitCount else { return false }
+        let expected = literal.utf8Start
+        for k in 0..<count where bytes[k] | 0x20 != expected[k] { return false }
+        return true
+    }
+
+    /// Whether `count` bytes at `bytes` spell `literal` exactly.
+    @inline(__always)
+    static func equals(_ bytes: UnsafePointer<UInt8>, _ count: Int, _ literal: StaticString) -> Bool {
+        guard count == literal.utf8CodeUnitCount else { return false }
+        let expected = literal.utf8Start
+        for k in 0..<count where bytes[k] != expected[k] { return false }
+        return true
+    }
+}

@@ -1,0 +1,79 @@
+/// Why a request was rejected, with the status code the server should answer.
+///
+/// Two errors are equal when their ``kind`` is; the status and reason follow from it.
+public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The precise fault. Several kinds share a status; the kind lets tests and logs tell them
+    /// apart.
+    public enum Kind: Sendable, Equatable, CaseIterable {
+        case badRequestLine, badMethod, badTarget, badVersion, badHTTP09Method
+        case versionNotSupported, requestLineTooLong, tooManyEmptyLines
+        case bareCR, bareLF
+        case badFieldName, whitespaceBeforeColon, missingColon, obsoleteLineFolding, badFieldValue
+        case fieldLineTooLong, tooManyFields, headerSectionTooLarge
+        case missingHost, multipleHost, badHost
+        case badContentLength, conflictingContentLength
+        case contentLengthWithTransferEncoding, transferEncodingInHTTP10
+        case badTransferEncoding, unsupportedTransferCoding
+        case bodyTooLarge
+        case badChunkSize, chunkSizeOverflow, badChunkExtension, chunkLineTooLong
+        case badChunkLineEnd, badChunkDataEnd, trailerSectionTooLarge
+    }
+
+    /// The precise fault.
+    public var kind: Kind
+    /// The HTTP status the fault implies: 400, 413, 414, 431, 501 or 505.
+    public var status: Int
+    /// A short English reason for the error page and the log, e.g. "Bad request version".
+    public var reason: StaticString
+
+    /// Creates the error for `kind`, deriving its status and reason.
+    public init(_ kind: Kind) {
+        self.kind = kind
+        (status, reason) = Self.statusAndReason(of: kind)
+    }
+
+    public static func == (lhs: ParseError, rhs: ParseError) -> Bool { lhs.kind == rhs.kind }
+
+    public var description: String { "\(status) \(reason) (\(kind))" }
+
+    /// The status and reason of each kind; Python's wording where Python has the error.
+    private static func statusAndReason(of kind: Kind) -> (Int, StaticString) {
+        switch kind {
+        case .badRequestLine: (400, "Bad request syntax")
+        case .badMethod: (400, "Bad request method")
+        case .badTarget: (400, "Bad request target")
+        case .badVersion: (400, "Bad request version")
+        case .badHTTP09Method: (400, "Bad HTTP/0.9 request type")
+        case .versionNotSupported: (505, "Invalid HTTP version")
+        case .requestLineTooLong: (414, "Request line is too long")
+        case .tooManyEmptyLines: (400, "Too many empty lines before the request line")
+        case .bareCR: (400, "Bare CR in message head")
+        case .bareLF: (400, "Bare LF where CRLF is required")
+        case .badFieldName: (400, "Invalid header name")
+        case .whitespaceBeforeColon: (400, "Whitespace between header name and colon")
+        case .missingColon: (400, "Header line without colon")
+        case .obsoleteLineFolding: (400, "Obsolete line folding")
+        case .badFieldValue: (400, "Invalid character in header value")
+        case .fieldLineTooLong: (431, "Header line too long")
+        case .tooManyFields: (431, "Too many headers")
+        case .headerSectionTooLarge: (431, "Header section too large")
+        case .missingHost: (400, "Missing Host header")
+        case .multipleHost: (400, "Multiple Host headers")
+        case .badHost: (400, "Invalid Host header")
+        case .badContentLength: (400, "Invalid Content-Length")
+        case .conflictingContentLength: (400, "Conflicting Content-Length values")
+        case .contentLengthWithTransferEncoding: (400, "Content-Length with Transfer-Encoding")
+        case .transferEncodingInHTTP10: (400, "Transfer-Encoding in an HTTP/1.0 request")
+        case .badTransferEncoding: (400, "Chunked is not the final transfer coding")
+        case .unsupportedTransferCoding: (501, "Unsupported transfer coding")
+        case .bodyTooLarge: (413, "Request body too large")
+        case .badChunkSize: (400, "Invalid chunk size")
+        case .chunkSizeOverflow: (400, "Chunk size overflow")
+        case .badChunkExtension: (400, "Invalid chunk extension")
+        case .chunkLineTooLong: (400, "Chunk line too long")
+        case .badChunkLineEnd: (400, "Chunk line must end with CRLF")
+        case .badChunkDataEnd: (400, "Missing CRLF after chunk data")
+        case .trailerSectionTooLarge: (431, "Trailer section too large")
+        }
+    }
+}

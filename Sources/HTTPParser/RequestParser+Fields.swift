@@ -1,0 +1,158 @@
+/// Field lines: `field-name ":" OWS field-value OWS`, ended by CRLF or (in the head) LF.
+///
+/// The same states parse a chunked body's trailer section; there the lines are checked by the
+/// same rules, must end with CRLF, and are then discarded.
+extension RequestParser {
+    /// The first byte of a line: a field name, or the empty line that ends the section.
+    mutating func parseFieldStart(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> ParseEvent? {
+        guard i < n else { return .needMore }
+        let byte = p[i]
+        if byte == ASCII.cr {
+            state = .headCR
+            i += 1
+            return nil
+        }
+        if byte == ASCII.lf {
+            if inTrailers { return fail(.bareLF) }
+            i += 1
+            return completeHead(at: base + i)
+        }
+        if byte == ASCII.space || byte == ASCII.tab { return fail(.obsoleteLineFolding) }
+        fieldCount += 1
+        if fieldCount > limits.maxHeaderCount { return fail(.tooManyFields) }
+        lineStart = base + i
+        nameStart = lineStart
+        limitLine(
+            from: lineStart, length: limits.maxHeaderLineLength, .fieldLineTooLong,
+            sectionEnd: Self.offset(sectionStart, plus: sectionLimit),
+            inTrailers ? .trailerSectionTooLarge : .headerSectionTooLarge)
+        tokenPrefix.removeAll()
+        state = .fieldName
+        return nil
+    }
+
+    /// The field name: a token ended by the colon, with no whitespace before it.
+    mutating func parseFieldName(
+        _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
+    ) -> ParseEvent? {
+        let start = i
+        let end = stopIndex(n)
+        while i < end && t[Int(p[i])] & ByteClass.token != 0 { i += 1 }
+        if i == n {
+            if !inTrailers { tokenPrefix.append(p + start, i - start) }
+            return .needMore
+        }
+        let byte = p[i]
+        if i == end && byte != ASCII.cr && byte != ASCII.lf { return fail(stopFailure) }
+        guard byte == ASCII.colon else {
+            if byte == ASCII.space || byte == ASCII.tab { return fail(.whitespaceBeforeColon) }
+            return fail(byte == ASCII.cr || byte == ASCII.lf ? .missingColon : .badFieldName)
+        }
+        nameEnd = base + i
+        let length = nameEnd - nameStart
+        guard length > 0 else { return fail(.badFieldName) }
+        if inTrailers {
+            fieldKind = .other
+        } else if nameStart >= base {
+            fieldKind = FieldKind.classify(p + (nameStart - base), length)
+        } else {
+            tokenPrefix.append(p + start, i - start)
+            fieldKind = tokenPrefix.withBytes(or: .other, FieldKind.classify)
+        }
+        i += 1
+        state = .valueStart
+        return nil
+    }
+
+    /// The optional whitespace between the colon and the value.
+    mutating func parseValueStart(
+        _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
+    ) -> ParseEvent? {
+        let end = stopIndex(n)
+        while i < end && t[Int(p[i])] & ByteClass.whitespace != 0 { i += 1 }
+        if i == n { return .needMore }
+        if i == end && p[i] != ASCII.cr && p[i] != ASCII.lf { return fail(stopFailure) }
+        valueStart = base + i
+        valueEnd = valueStart
+        interpreter.beginValue(fieldKind)
+        state = .value
+        return nil
+    }
+
+    /// The value up to the line end. Trailing whitespace is found by looking back over only
+    /// the bytes of this call, so each byte is visited at most twice however the value is split.
+    mutating func parseValue(
+        _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
+    ) -> ParseEvent? {
+        let start = i
+        let end = stopIndex(n)
+        while i < end && t[Int(p[i])] & ByteClass.fieldValue != 0 { i += 1 }
+        var last = i
+        while last > start && t[Int(p[last - 1])] & ByteClass.whitespace != 0 { last -= 1 }
+        if last > start { valueEnd = base + last }
+        if fieldKind != .other, let failure = interpreter.feed(fieldKind, p + start, i - start, t) {
+            return fail(failure)
+        }
+        if i == n { return .needMore }
+        let byte = p[i]
+        if byte == ASCII.cr {
+            state = .fieldCR
+            i += 1
+            return nil
+        }
+        if byte == ASCII.lf {
+            if inTrailers { return fail(.bareLF) }
+            i += 1
+            return endFieldLine(at: base + i)
+        }
+        return fail(i == end ? stopFailure : .badFieldValue)
+    }
+
+    /// The LF after a CR that ended a field line or the section.
+    mutating func parseFieldLineEnd(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int)
+        -> ParseEvent?
+    {
+        guard i < n else { return .needMore }
+        guard p[i] == ASCII.lf else { return fail(.bareCR) }
+        i += 1
+        if state == .fieldCR { return endFieldLine(at: base + i) }
+        return inTrailers ? .end : completeHead(at: base + i)
+    }
+
+    /// Stores the field that ended at `offset` and concludes its value.
+    private mutating func endFieldLine(at offset: Int) -> ParseEvent? {
+        if offset - sectionStart > sectionLimit {
+            return fail(inTrailers ? .trailerSectionTooLarge : .headerSectionTooLarge)
+        }
+        state = .fieldStart
+        if inTrailers { return nil }
+        head.fields.append(HeaderField(name: nameStart..<nameEnd, value: valueStart..<valueEnd))
+        if fieldKind != .other, let failure = interpreter.finishValue(fieldKind) {
+            return fail(failure)
+        }
+        return nil
+    }
+
+    /// Applies the head-wide rules (RFC 9112 §3.2, §6.1, §6.3) and hands out the head.
+    private mutating func completeHead(at offset: Int) -> ParseEvent? {
+        head.headLength = offset
+        let fields = interpreter
+        if head.isHTTP11OrLater && fields.hostCount == 0 { return fail(.missingHost) }
+        if fields.hostCount > 1 { return fail(.multipleHost) }
+        if fields.hasTransferEncoding {
+            if fields.contentLength >= 0 { return fail(.contentLengthWithTransferEncoding) }
+            if !head.isHTTP11OrLater { return fail(.transferEncodingInHTTP10) }
+            if fields.hasOtherCoding { return fail(.unsupportedTransferCoding) }
+            if !fields.isChunked { return fail(.badTransferEncoding) }
+            head.framing = .chunked
+        } else if fields.contentLength >= 0 {
+            if fields.contentLength > limits.maxBodySize { return fail(.bodyTooLarge) }
+            head.framing = .contentLength(fields.contentLength)
+        }
+        head.connectionClose = fields.connectionClose
+        head.connectionKeepAlive = fields.connectionKeepAlive
+        head.expect = fields.expect
+        state = .afterHead
+        return .head(head)
+    }
+}

@@ -1,0 +1,292 @@
+/// The four request-target forms of RFC 9112 §3.2.
+enum TargetForm: UInt8, Sendable {
+    /// `/path?query`: any method but `CONNECT`.
+    case origin
+    /// `scheme://authority/path`: any method but `CONNECT`.
+    case absolute
+    /// `host:port`: `CONNECT` only.
+    case authority
+    /// `*`: `OPTIONS` only.
+    case asterisk
+}
+
+/// The request line: `method SP request-target SP HTTP-version`, or HTTP/0.9's `GET /path`.
+extension RequestParser {
+    /// `HTTP/1.1` and `HTTP/1.0` as little-endian words, for the common-case fast path.
+    private static let http11Word: UInt64 = 0x312E_312F_5054_5448
+    private static let http10Word: UInt64 = 0x302E_312F_5054_5448
+
+    /// Skips the empty lines a client may send before the request line (RFC 9112 §2.2).
+    mutating func parseLineStart(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> ParseEvent? {
+        while i < n {
+            let byte = p[i]
+            if state == .lineStartCR {
+                guard byte == ASCII.lf else { return fail(.bareCR) }
+                state = .lineStart
+            } else if byte == ASCII.cr {
+                state = .lineStartCR
+            } else if byte != ASCII.lf {
+                lineStart = base + i
+                head.requestLine = lineStart..<lineStart
+                limitLine(from: lineStart, length: limits.maxRequestLineLength, .requestLineTooLong)
+                tokenPrefix.removeAll()
+                state = .method
+                return nil
+            }
+            i += 1
+            if base + i > limits.maxRequestLineLength { return fail(.tooManyEmptyLines) }
+        }
+        return .needMore
+    }
+
+    /// The method: a token ended by exactly one SP.
+    mutating func parseMethod(
+        _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
+    ) -> ParseEvent? {
+        let start = i
+        let end = stopIndex(n)
+        while i < end && t[Int(p[i])] & ByteClass.token != 0 { i += 1 }
+        if i == n {
+            tokenPrefix.append(p + start, i - start)
+            return .needMore
+        }
+        let byte = p[i]
+        if i == end && byte != ASCII.cr && byte != ASCII.lf { return fail(stopFailure) }
+        guard byte == ASCII.space else {
+            let isSeparator = t[Int(byte)] & ByteClass.whitespace != 0 || byte == ASCII.cr
+                || byte == ASCII.lf
+            return fail(isSeparator ? .badRequestLine : .badMethod)
+        }
+        let length = base + i - lineStart
+        guard length > 0 else { return fail(.badRequestLine) }
+        if lineStart >= base {
+            method = KnownMethod.classify(p + (lineStart - base), length)
+        } else {
+            tokenPrefix.append(p + start, i - start)
+            method = tokenPrefix.withBytes(or: .other, KnownMethod.classify)
+        }
+        head.method = lineStart..<base + i
+        i += 1
+        state = .targetStart
+        return nil
+    }
+
+    /// The request target; its first byte decides the form, which must suit the method.
+    mutating func parseTarget(
+        _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
+    ) -> ParseEvent? {
+        let end = stopIndex(n)
+        if state == .targetStart {
+            guard i < n else { return .needMore }
+            let byte = p[i]
+            if i == end && byte != ASCII.cr && byte != ASCII.lf { return fail(stopFailure) }
+            guard t[Int(byte)] & ByteClass.target != 0 else {
+                return fail(t[Int(byte)] & ByteClass.fieldValue != 0 || byte == ASCII.cr
+                    || byte == ASCII.lf ? .badRequestLine : .badTarget)
+            }
+            switch byte {
+            case ASCII.slash: targetForm = .origin
+            case ASCII.asterisk: targetForm = .asterisk
+            default: targetForm = method == .connect ? .authority : .absolute
+            }
+            if (method == .connect) != (targetForm == .authority) { return fail(.badTarget) }
+            if targetForm == .asterisk && method != .options { return fail(.badTarget) }
+            head.target = base + i..<base + i
+            targetPhase = 0
+            connectTarget = HostValidator()
+            state = .target
+        }
+        let start = i
+        while i < end && t[Int(p[i])] & ByteClass.target != 0 { i += 1 }
+        if targetForm != .origin && !checkTargetForm(p + start, i - start, t) {
+            return fail(.badTarget)
+        }
+        if i == n { return .needMore }
+        let byte = p[i]
+        if i == end && byte != ASCII.cr && byte != ASCII.lf { return fail(stopFailure) }
+        guard t[Int(byte)] & ByteClass.whitespace != 0 || byte == ASCII.cr || byte == ASCII.lf
+        else { return fail(.badTarget) }
+        guard targetFormIsComplete else { return fail(.badTarget) }
+        head.target = head.target.lowerBound..<base + i
+        spaceRun = 0
+        spaceRunIsOneSP = true
+        state = .afterTarget
+        return nil
+    }
+
+    /// Checks the next bytes of a target that is not in origin form; false once it is invalid.
+    private mutating func checkTargetForm(
+        _ bytes: UnsafePointer<UInt8>, _ count: Int, _ t: UnsafePointer<UInt8>
+    ) -> Bool {
+        switch targetForm {
+        case .origin:
+            return true
+        case .asterisk:
+            targetPhase += count
+            return targetPhase <= 1
+        case .authority:
+            return connectTarget.feed(bytes, count, t)
+        case .absolute:
+            // scheme ALPHA, then *( ALPHA / DIGIT / "+" / "-" / "." ), then "://", then anything.
+            for k in 0..<count where targetPhase < 4 {
+                let byte = bytes[k]
+                switch targetPhase {
+                case 0:
+                    guard (byte | 0x20) &- 0x61 < 26 else { return false }
+                    targetPhase = 1
+                case 1:
+                    if byte == ASCII.colon {
+                        targetPhase = 2
+                    } else if t[Int(byte)] & ByteClass.scheme == 0 {
+                        return false
+                    }
+                default:
+                    guard byte == ASCII.slash else { return false }
+                    targetPhase += 1
+                }
+            }
+            return true
+        }
+    }
+
+    /// Whether the target seen so far is a whole target of its form.
+    private var targetFormIsComplete: Bool {
+        switch targetForm {
+        case .origin, .asterisk: true
+        case .authority: connectTarget.isComplete(requiringPort: true)
+        case .absolute: targetPhase == 4
+        }
+    }
+
+    /// The separator after the target: one SP before the version, or (HTTP/0.9, or trailing
+    /// whitespace) the line end.
+    mutating func parseAfterTarget(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> ParseEvent? {
+        let end = stopIndex(n)
+        while i < end {
+            let byte = p[i]
+            if byte == ASCII.tab {
+                spaceRunIsOneSP = false
+            } else if byte != ASCII.space {
+                break
+            }
+            spaceRun += 1
+            i += 1
+        }
+        if i == n { return .needMore }
+        let byte = p[i]
+        if byte == ASCII.cr || byte == ASCII.lf {
+            guard method == .get else { return fail(.badHTTP09Method) }
+            return endRequestLine(byte, &i)
+        }
+        if i == end { return fail(stopFailure) }
+        guard spaceRun == 1 && spaceRunIsOneSP else { return fail(.badRequestLine) }
+        head.version = nil
+        head.versionMajor = 0
+        head.versionMinor = 0
+        versionPhase = 0
+        versionDigits = 0
+        nameStart = base + i  // where the version begins
+        state = .version
+        return nil
+    }
+
+    /// `HTTP/` 1*10DIGIT `.` 1*10DIGIT, the limits Python applies.
+    mutating func parseVersion(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> ParseEvent? {
+        let end = stopIndex(n)
+        if versionPhase == 0 && end - i >= 8 {
+            let word = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
+            if word == Self.http11Word || word == Self.http10Word {
+                head.versionMajor = 1
+                head.versionMinor = word == Self.http11Word ? 1 : 0
+                versionPhase = 6
+                versionDigits = 1
+                i += 8
+            }
+        }
+        while i < n {
+            let byte = p[i]
+            if i == end && byte != ASCII.cr && byte != ASCII.lf { return fail(stopFailure) }
+            let digit = ASCII.digit(byte)
+            switch versionPhase {
+            case 0..<5:
+                guard byte == ("HTTP/" as StaticString).utf8Start[versionPhase] else {
+                    return fail(.badVersion)
+                }
+                versionPhase += 1
+            case 5 where byte == ASCII.dot && versionDigits > 0:
+                versionPhase = 6
+                versionDigits = 0
+            case 5, 6:
+                if let digit {
+                    versionDigits += 1
+                    guard versionDigits <= 10 else { return fail(.badVersion) }
+                    if versionPhase == 5 {
+                        head.versionMajor = head.versionMajor * 10 + digit
+                    } else {
+                        head.versionMinor = head.versionMinor * 10 + digit
+                    }
+                } else {
+                    let endsVersion = byte == ASCII.space || byte == ASCII.tab || byte == ASCII.cr
+                        || byte == ASCII.lf
+                    guard versionPhase == 6 && versionDigits > 0 && endsVersion else {
+                        return fail(.badVersion)
+                    }
+                    head.version = nameStart..<base + i
+                    if head.versionMajor >= 2 { return fail(.versionNotSupported) }
+                    state = .afterVersion
+                    return nil
+                }
+            default:
+                return fail(.badVersion)
+            }
+            i += 1
+        }
+        return .needMore
+    }
+
+    /// Optional trailing whitespace, then CRLF or LF.
+    mutating func parseRequestLineEnd(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int)
+        -> ParseEvent?
+    {
+        if state == .requestLineCR {
+            guard i < n else { return .needMore }
+            guard p[i] == ASCII.lf else { return fail(.bareCR) }
+            i += 1
+            return finishRequestLine(at: base + i)
+        }
+        let end = stopIndex(n)
+        while i < end && (p[i] == ASCII.space || p[i] == ASCII.tab) { i += 1 }
+        if i == n { return .needMore }
+        let byte = p[i]
+        if byte == ASCII.cr || byte == ASCII.lf { return endRequestLine(byte, &i) }
+        return fail(i == end ? stopFailure : .badRequestLine)
+    }
+
+    /// Records the request line's end at the CR or LF at `i` and consumes it.
+    private mutating func endRequestLine(_ byte: UInt8, _ i: inout Int) -> ParseEvent? {
+        head.requestLine = lineStart..<base + i
+        i += 1
+        if byte == ASCII.cr {
+            state = .requestLineCR
+            return nil
+        }
+        return finishRequestLine(at: base + i)
+    }
+
+    /// Moves on to the field lines, or, for HTTP/0.9, completes the head at once.
+    private mutating func finishRequestLine(at offset: Int) -> ParseEvent? {
+        if head.version == nil {
+            head.versionMajor = 0
+            head.versionMinor = 9
+            head.headLength = offset
+            state = .afterHead
+            return .head(head)
+        }
+        inTrailers = false
+        sectionStart = offset
+        sectionLimit = limits.maxHeaderSectionSize
+        fieldCount = 0
+        state = .fieldStart
+        return nil
+    }
+}

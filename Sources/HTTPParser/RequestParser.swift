@@ -1,0 +1,184 @@
+/// An incremental HTTP/1.1 request parser (RFC 9112) that reports what it found instead of
+/// calling back.
+///
+/// Feed it bytes as they arrive; each call returns one ``ParseEvent`` and how many bytes it
+/// consumed. State is a small enum plus counters, so input split anywhere — one byte at a time
+/// included — resumes exactly where it stopped, and no consumed byte is ever scanned again.
+/// The parser copies nothing: the head is spans into the caller's bytes, body events are
+/// ranges of the current input. It allocates only the head's field array, whose storage it
+/// reuses for the next request once the caller has dropped the previous head.
+///
+/// ```swift
+/// var parser = RequestParser()
+/// let (event, consumed) = parser.parse(buffer)   // call again with buffer[consumed...]
+/// ```
+public struct RequestParser: Sendable {
+    /// Where the next byte lands.
+    enum State: UInt8, Sendable {
+        case lineStart, lineStartCR
+        case method, targetStart, target, afterTarget, version, afterVersion, requestLineCR
+        case fieldStart, fieldName, valueStart, value, fieldCR, headCR
+        case afterHead, fixedBody, chunkLine, chunkData, chunkDataCR, chunkDataLF, messageEnd
+    }
+
+    /// The limits this parser enforces; change them between messages.
+    public var limits: ParserLimits
+
+    var state = State.lineStart
+    var failure: ParseError?
+    /// The offset, counted from the start of the message, of this call's first input byte.
+    var base = 0
+    /// The offset where the current line began.
+    var lineStart = 0
+    /// The first offset at which a byte other than CR or LF breaks a limit, and which limit.
+    var stop = 0
+    var stopFailure = ParseError.Kind.requestLineTooLong
+    /// The head under construction.
+    var head = RequestHead()
+
+    // Request line.
+    var tokenPrefix = TokenPrefix()
+    var method = KnownMethod.other
+    var targetForm = TargetForm.origin
+    var targetPhase = 0
+    var connectTarget = HostValidator()
+    var spaceRun = 0
+    var spaceRunIsOneSP = true
+    var versionPhase = 0
+    var versionDigits = 0
+
+    // Field lines (the head's, then a chunked body's trailers).
+    var inTrailers = false
+    var sectionStart = 0
+    var sectionLimit = 0
+    var fieldCount = 0
+    var nameStart = 0
+    var nameEnd = 0
+    var valueStart = 0
+    var valueEnd = 0
+    var fieldKind = FieldKind.other
+    var interpreter = FieldInterpreter()
+
+    // Body.
+    var remaining = 0
+    var bodyTotal = 0
+    var chunkPhase = ChunkPhase.size
+    var chunkSize = 0
+    var chunkDigits = 0
+
+    /// Creates a parser at the start of a message.
+    public init(limits: ParserLimits = ParserLimits()) {
+        self.limits = limits
+        head.fields.reserveCapacity(16)
+    }
+
+    /// Returns to the start of a message, dropping any partial message and any error.
+    public mutating func reset() {
+        head.clear()
+        self = RequestParser(reusing: self)
+    }
+
+    /// A fresh parser that keeps `old`'s limits and field storage.
+    private init(reusing old: RequestParser) {
+        limits = old.limits
+        head = old.head
+    }
+
+    /// Parses as much of `input` as makes one event and returns it with the number of bytes
+    /// consumed. Call again with `input[consumed...]` (plus any later bytes) until `.needMore`.
+    ///
+    /// After `.head`, call again even with no bytes left: a bodiless message then returns
+    /// `.end` with `consumed == 0`.
+    public mutating func parse(_ input: UnsafeRawBufferPointer) -> (event: ParseEvent, consumed: Int) {
+        if let failure { return (.error(failure), 0) }
+        guard let start = input.baseAddress, input.count > 0 else {
+            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { empty in
+                run(UnsafePointer(empty.baseAddress!), 0)
+            }
+        }
+        return run(start.assumingMemoryBound(to: UInt8.self), input.count)
+    }
+
+    /// Dispatches on the state until an event is ready.
+    private mutating func run(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> (ParseEvent, Int) {
+        ByteClass.table.withUnsafeBufferPointer { table in
+            let t = table.baseAddress!
+            var i = 0
+            while true {
+                let event: ParseEvent?
+                switch state {
+                case .lineStart, .lineStartCR: event = parseLineStart(bytes, count, &i)
+                case .method: event = parseMethod(bytes, count, &i, t)
+                case .targetStart, .target: event = parseTarget(bytes, count, &i, t)
+                case .afterTarget: event = parseAfterTarget(bytes, count, &i)
+                case .version: event = parseVersion(bytes, count, &i)
+                case .afterVersion, .requestLineCR: event = parseRequestLineEnd(bytes, count, &i)
+                case .fieldStart: event = parseFieldStart(bytes, count, &i)
+                case .fieldName: event = parseFieldName(bytes, count, &i, t)
+                case .valueStart: event = parseValueStart(bytes, count, &i, t)
+                case .value: event = parseValue(bytes, count, &i, t)
+                case .fieldCR, .headCR: event = parseFieldLineEnd(bytes, count, &i)
+                case .afterHead: event = startBody(at: i)
+                case .fixedBody: event = parseFixedBody(count, &i)
+                case .chunkLine: event = parseChunkLine(bytes, count, &i, t)
+                case .chunkData: event = parseChunkData(count, &i)
+                case .chunkDataCR, .chunkDataLF: event = parseChunkDataEnd(bytes, count, &i)
+                case .messageEnd: event = .end
+                }
+                if let event { return finish(event, consumed: i) }
+            }
+        }
+    }
+
+    /// Records the event's effect on the parser's offsets and state.
+    private mutating func finish(_ event: ParseEvent, consumed: Int) -> (ParseEvent, Int) {
+        switch event {
+        case .error(let error):
+            failure = error
+            return (event, 0)
+        case .end:
+            reset()
+        default:
+            base += consumed
+        }
+        return (event, consumed)
+    }
+
+    // MARK: Helpers shared by the state handlers.
+
+    /// The error event for `kind`.
+    @inline(__always)
+    func fail(_ kind: ParseError.Kind) -> ParseEvent { .error(ParseError(kind)) }
+
+    /// The index in this call's input at which the current limit is reached, at most `count`.
+    @inline(__always)
+    func stopIndex(_ count: Int) -> Int {
+        let relative = stop &- base
+        return relative < count ? relative : count
+    }
+
+    /// Sets the limit for the line starting at offset `start`: content may not reach offset
+    /// `start + length` (saturating), nor `sectionEnd` when given.
+    @inline(__always)
+    mutating func limitLine(
+        from start: Int, length: Int, _ kind: ParseError.Kind, sectionEnd: Int = .max,
+        _ sectionKind: ParseError.Kind = .headerSectionTooLarge
+    ) {
+        let (sum, overflow) = start.addingReportingOverflow(max(0, length))
+        let lineEnd = overflow ? Int.max : sum
+        if sectionEnd < lineEnd {
+            stop = sectionEnd
+            stopFailure = sectionKind
+        } else {
+            stop = lineEnd
+            stopFailure = kind
+        }
+    }
+
+    /// `start + length`, saturating at `Int.max`.
+    @inline(__always)
+    static func offset(_ start: Int, plus length: Int) -> Int {
+        let (sum, overflow) = start.addingReportingOverflow(max(0, length))
+        return overflow ? Int.max : sum
+    }
+}
