@@ -159,8 +159,11 @@ enum HTTPDate {
 
     // MARK: - Formatting helpers
 
+    /// Weekday abbreviations, Sunday first, as HTTP dates and Python spell them.
     static let shortDayNames = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]
+    /// Full weekday names, Sunday first, for RFC 850 dates.
     static let longDayNames = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"]
+    /// Month abbreviations, January first.
     static let monthNames = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 
     private static func appendClock(_ civil: CivilTime, to buffer: inout [UInt8]) {
