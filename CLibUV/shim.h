@@ -1,0 +1,31 @@
+#ifndef CLIBUV_SHIM_H
+#define CLIBUV_SHIM_H
+
+#include <uv.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+// Swift imports uv_tcp_t, uv_stream_t and uv_handle_t as unrelated structs; C's "first member"
+// up-casts are spelled here once instead of with unsafeBitCast at every call site.
+static inline uv_stream_t *cuv_tcp_as_stream(uv_tcp_t *tcp) { return (uv_stream_t *)tcp; }
+static inline uv_handle_t *cuv_tcp_as_handle(uv_tcp_t *tcp) { return (uv_handle_t *)tcp; }
+static inline uv_handle_t *cuv_stream_as_handle(uv_stream_t *s) { return (uv_handle_t *)s; }
+static inline uv_handle_t *cuv_timer_as_handle(uv_timer_t *t) { return (uv_handle_t *)t; }
+static inline uv_handle_t *cuv_async_as_handle(uv_async_t *a) { return (uv_handle_t *)a; }
+
+// sockaddr_in6 and sockaddr_storage are cast to sockaddr for bind/connect/getsockname.
+static inline const struct sockaddr *cuv_sockaddr(const void *storage) {
+    return (const struct sockaddr *)storage;
+}
+static inline struct sockaddr *cuv_sockaddr_mut(void *storage) { return (struct sockaddr *)storage; }
+
+// uv_buf_t's field order differs between platforms; uv_buf_init is a function, this is inline.
+static inline uv_buf_t cuv_buf(void *base, size_t len) {
+    uv_buf_t b;
+    b.base = (char *)base;
+    b.len = len;
+    return b;
+}
+
+#endif

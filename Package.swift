@@ -1,0 +1,30 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "BaseHTTPServer",
+    products: [
+        .library(name: "BaseHTTPServer", targets: ["BaseHTTPServer"]),
+        .library(name: "UVLoop", targets: ["UVLoop"]),
+        .library(name: "HTTPParser", targets: ["HTTPParser"]),
+        .executable(name: "http-server", targets: ["http-server"]),
+    ],
+    targets: [
+        // libuv, found through pkg-config. Only UVLoop imports it.
+        .systemLibrary(
+            name: "CLibUV",
+            path: "CLibUV",
+            pkgConfig: "libuv",
+            providers: [.apt(["libuv1-dev"])]
+        ),
+        .target(name: "UVLoop", dependencies: ["CLibUV"]),
+        // The request parser is pure Swift over bytes, so it can be fuzzed and benchmarked alone.
+        .target(name: "HTTPParser"),
+        .target(name: "BaseHTTPServer", dependencies: ["UVLoop", "HTTPParser"]),
+        .executableTarget(name: "http-server", dependencies: ["BaseHTTPServer"]),
+        .testTarget(name: "UVLoopTests", dependencies: ["UVLoop"]),
+        .testTarget(name: "HTTPParserTests", dependencies: ["HTTPParser"]),
+        .testTarget(name: "BaseHTTPServerTests", dependencies: ["BaseHTTPServer", "UVLoop"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

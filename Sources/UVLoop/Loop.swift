@@ -1,0 +1,212 @@
+import CLibUV
+import Glibc
+import Synchronization
+
+/// An event loop: one `uv_loop_t`, run by one thread at a time.
+///
+/// Everything about a loop and its handles happens on the thread that runs it, except
+/// `execute(_:)`, which any thread may call to have a block run there. A loop is `Sendable`
+/// only so that it can be handed to the thread that will run it and to threads that call
+/// `execute(_:)`; `assertOnLoopThread()` checks the rest at run time.
+public final class Loop: @unchecked Sendable {
+    /// The libuv loop. Owned by this object: freed in `close()` once `uv_loop_close` succeeds.
+    let raw: UnsafeMutablePointer<uv_loop_t>
+
+    /// The wake-up handle behind `execute(_:)`. Owned by this loop; its `data` is this loop,
+    /// unretained, because the loop closes it itself in `close()`.
+    private let wakeUp: UnsafeMutablePointer<uv_async_t>
+
+    /// The one buffer every read on this loop lands in (libuv's alloc callback hands it out).
+    /// Reads are delivered synchronously, so one buffer serves every connection.
+    let readBuffer: UnsafeMutableRawPointer
+    let readBufferSize: Int
+
+    /// Blocks from `execute(_:)` and whether the loop still takes them, guarded by `queueLock`
+    /// (a pthread mutex, which ThreadSanitizer understands).
+    private var queued: [@Sendable () -> Void] = []
+    private var takesBlocks = true
+    private let queueLock = PthreadLock()
+
+    /// Handle owners still open on this loop, so that `close()` can close whatever is left.
+    private var resources: [ObjectIdentifier: any LoopResource] = [:]
+
+    /// The thread in `run()` or `runOnce()`, or 0 when no thread is running the loop.
+    private let runningThread = Atomic<UInt>(0)
+
+    private var isClosed = false
+
+    /// Connections created on this loop and not yet closed (their close callback has not run).
+    public internal(set) var liveConnections = 0
+
+    /// Creates a loop with its own `uv_loop_t` and a read buffer of `readBufferSize` bytes.
+    /// - Throws: `UVError` when libuv cannot set the loop up.
+    public init(readBufferSize: Int = 64 * 1024) throws(UVError) {
+        raw = .allocate(capacity: 1)
+        wakeUp = .allocate(capacity: 1)
+        self.readBufferSize = readBufferSize
+        readBuffer = .allocate(byteCount: readBufferSize, alignment: 16)
+        let status = uv_loop_init(raw)
+        guard status == 0 else {
+            raw.deallocate()
+            wakeUp.deallocate()
+            readBuffer.deallocate()
+            throw UVError(code: status)
+        }
+        raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_async_init(raw, wakeUp) { handle in Loop.owner(of: handle!.pointee.loop).runQueued() }
+        wakeUp.pointee.data = raw.pointee.data
+    }
+
+    /// A loop that was never closed keeps its libuv memory: its handles may still point at it.
+    deinit {
+        if isClosed { readBuffer.deallocate() }
+    }
+
+    static func owner(of loop: UnsafeMutablePointer<uv_loop_t>) -> Loop {
+        Unmanaged<Loop>.fromOpaque(loop.pointee.data).takeUnretainedValue()
+    }
+
+    // MARK: Running
+
+    /// Runs the loop on the calling thread until `stop()` is called on it.
+    public func run() {
+        enter()
+        defer { leave() }
+        uv_run(raw, UV_RUN_DEFAULT)
+    }
+
+    /// Runs one iteration: polls for I/O once, blocking for it when `blocking` is true.
+    /// - Returns: whether there are still active handles or requests.
+    @discardableResult
+    public func runOnce(blocking: Bool = true) -> Bool {
+        enter()
+        defer { leave() }
+        return uv_run(raw, blocking ? UV_RUN_ONCE : UV_RUN_NOWAIT) != 0
+    }
+
+    /// Makes `run()` return after the current iteration. Called on the loop thread; from
+    /// another thread, use `execute { loop.stop() }`.
+    public func stop() {
+        uv_stop(raw)
+    }
+
+    /// The loop's cached time in milliseconds, updated at the start of each iteration.
+    public var now: UInt64 { uv_now(raw) }
+
+    /// Refreshes `now` from the clock (it is otherwise cached for the iteration).
+    public func updateTime() { uv_update_time(raw) }
+
+    /// Whether the calling thread is the one running the loop (true when no thread is).
+    public var isOnLoopThread: Bool {
+        let owner = runningThread.load(ordering: .acquiring)
+        return owner == 0 || owner == UInt(pthread_self())
+    }
+
+    /// Stops the process when called off the loop thread while another thread runs the loop.
+    public func assertOnLoopThread(_ what: StaticString = "this call",
+                                   file: StaticString = #fileID, line: UInt = #line) {
+        precondition(isOnLoopThread, "\(what) must happen on the loop thread", file: file, line: line)
+    }
+
+    private func enter() {
+        let me = UInt(pthread_self())
+        let (exchanged, _) = runningThread.compareExchange(expected: 0, desired: me,
+                                                           ordering: .acquiringAndReleasing)
+        precondition(exchanged || runningThread.load(ordering: .relaxed) == me,
+                     "a loop is run by one thread at a time")
+    }
+
+    private func leave() {
+        runningThread.store(0, ordering: .releasing)
+    }
+
+    // MARK: Cross-thread wake-up
+
+    /// Runs `block` on the loop thread during a later iteration. Safe from any thread.
+    ///
+    /// Blocks from one thread run in the order they were given. After `close()` the block is
+    /// dropped: there is no loop left to run it.
+    public func execute(_ block: @escaping @Sendable () -> Void) {
+        let accepted = queueLock.withLock { () -> Bool in
+            if takesBlocks { queued.append(block) }
+            return takesBlocks
+        }
+        if accepted { uv_async_send(wakeUp) }
+    }
+
+    private func runQueued() {
+        // Take the whole queue at once: blocks queued while these run wake the loop again.
+        let blocks = queueLock.withLock { () -> [@Sendable () -> Void] in
+            let taken = queued
+            queued = []
+            return taken
+        }
+        for block in blocks { block() }
+    }
+
+    // MARK: Handle bookkeeping
+
+    func register(_ resource: any LoopResource) {
+        resources[ObjectIdentifier(resource)] = resource
+    }
+
+    func unregister(_ resource: any LoopResource) {
+        resources[ObjectIdentifier(resource)] = nil
+    }
+
+    // MARK: Closing
+
+    /// Closes every handle still open on the loop, runs it until their close callbacks have
+    /// run, and closes the `uv_loop_t`. Called on the loop thread, after `run()` returned.
+    ///
+    /// Blocks queued with `execute(_:)` before the call still run; later ones are dropped.
+    /// - Throws: `UVError` (`EBUSY`) when `uv_loop_close` finds a handle that outlived this:
+    ///   a leak. The loop's memory is then kept, since libuv may still refer to it.
+    public func close() throws(UVError) {
+        guard !isClosed else { return }
+        assertOnLoopThread("Loop.close()")
+        runQueued()
+        queueLock.withLock { takesBlocks = false }
+        runQueued()
+        repeat {
+            for resource in Array(resources.values) { resource.close() }
+            uv_run(raw, UV_RUN_NOWAIT)
+        } while !resources.isEmpty
+        uv_close(cuv_async_as_handle(wakeUp)) { handle in
+            UnsafeMutableRawPointer(handle!).assumingMemoryBound(to: uv_async_t.self).deallocate()
+        }
+        enter()
+        uv_run(raw, UV_RUN_DEFAULT)
+        leave()
+        isClosed = true
+        let status = uv_loop_close(raw)
+        guard status == 0 else { throw UVError(code: status) }
+        raw.deallocate()
+    }
+}
+
+/// A mutex for the few fields other threads touch. Heap-allocated: a pthread mutex must not move.
+final class PthreadLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+/// An owner of a libuv handle on a loop, which the loop can ask to close when it closes.
+protocol LoopResource: AnyObject {
+    func close()
+}

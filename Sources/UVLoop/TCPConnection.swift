@@ -1,0 +1,293 @@
+import CLibUV
+import Glibc
+
+/// What a `TCPConnection` tells its owner. Every method is called on the loop thread.
+public protocol TCPConnectionDelegate: AnyObject {
+    /// Bytes arrived. `bytes` is borrowed from the loop's shared read buffer and is valid only
+    /// during the call: copy what must outlive it.
+    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer)
+    /// The peer half-closed its side; reading has stopped. Writing may still work.
+    func connectionDidReadEOF(_ connection: TCPConnection)
+    /// Reading or a write without a completion failed (a reset, for instance). The connection
+    /// is still open: the owner decides when to close it.
+    func connection(_ connection: TCPConnection, didFail error: UVError)
+    /// A write that had to be queued has left; `queuedBytes` is lower now.
+    func connectionDidWrite(_ connection: TCPConnection)
+    /// The connection is closed and its handle freed. The last call the delegate gets.
+    func connectionDidClose(_ connection: TCPConnection)
+}
+
+extension TCPConnectionDelegate {
+    public func connectionDidWrite(_ connection: TCPConnection) {}
+}
+
+/// One TCP stream, accepted by a `TCPListener` or made with `connect`.
+///
+/// Reads arrive through the delegate from the loop's shared buffer. Writes are ordered: each
+/// is tried at once with `uv_try_write`, and only what the kernel did not take is copied and
+/// queued with `uv_write`. `TCP_NODELAY` is on.
+public final class TCPConnection: LoopResource {
+    /// The loop the connection lives on.
+    public let loop: Loop
+
+    /// The receiver of reads, EOF, errors and the close. Held strongly until the connection
+    /// has closed, then released.
+    public var delegate: (any TCPConnectionDelegate)?
+
+    /// Owned by this connection; `data` holds a retain of it, released in the close callback,
+    /// which is also the only place the handle is freed.
+    let handle: UnsafeMutablePointer<uv_tcp_t>
+
+    private enum State { case open, closing, closed }
+    private var state = State.open
+    private var reading = false
+
+    init(loop: Loop) {
+        self.loop = loop
+        handle = .allocate(capacity: 1)
+        uv_tcp_init(loop.raw, handle)  // Cannot fail for AF_UNSPEC: no socket is made yet.
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        loop.register(self)
+        loop.liveConnections += 1
+    }
+
+    var stream: UnsafeMutablePointer<uv_stream_t> { cuv_tcp_as_stream(handle) }
+
+    static func owner(of stream: UnsafeMutablePointer<uv_stream_t>) -> TCPConnection {
+        Unmanaged<TCPConnection>.fromOpaque(stream.pointee.data).takeUnretainedValue()
+    }
+
+    // MARK: Addresses
+
+    /// The peer's address, or nil once the connection is closing or the peer is gone.
+    public var remoteAddress: SocketAddress? {
+        guard state == .open else { return nil }
+        var storage = sockaddr_storage()
+        var length = Int32(MemoryLayout<sockaddr_storage>.size)
+        guard uv_tcp_getpeername(handle, cuv_sockaddr_mut(&storage), &length) == 0 else { return nil }
+        return SocketAddress(&storage)
+    }
+
+    /// The local address of the connection, or nil once it is closing.
+    public var localAddress: SocketAddress? {
+        guard state == .open else { return nil }
+        var storage = sockaddr_storage()
+        var length = Int32(MemoryLayout<sockaddr_storage>.size)
+        guard uv_tcp_getsockname(handle, cuv_sockaddr_mut(&storage), &length) == 0 else { return nil }
+        return SocketAddress(&storage)
+    }
+
+    /// Whether the connection is open (neither closing nor closed).
+    public var isOpen: Bool { state == .open }
+
+    // MARK: Reading
+
+    /// Starts delivering reads to the delegate. Harmless when already reading or closing.
+    public func startReading() {
+        guard state == .open, !reading else { return }
+        let status = uv_read_start(stream, { handle, _, buf in
+            let loop = Loop.owner(of: handle!.pointee.loop)
+            buf!.pointee = cuv_buf(loop.readBuffer, loop.readBufferSize)
+        }, { stream, count, buf in
+            TCPConnection.owner(of: stream!).didRead(count, buf!.pointee.base)
+        })
+        reading = status == 0
+    }
+
+    /// Stops delivering reads; the kernel buffers what arrives, and the peer feels TCP's
+    /// backpressure once that fills.
+    public func stopReading() {
+        guard state == .open, reading else { return }
+        uv_read_stop(stream)
+        reading = false
+    }
+
+    /// Whether reads are being delivered.
+    public var isReading: Bool { reading }
+
+    private func didRead(_ count: Int, _ base: UnsafeMutablePointer<CChar>?) {
+        if count > 0 {
+            delegate?.connection(self, didRead: UnsafeRawBufferPointer(start: base, count: count))
+        } else if count == Int(UV_EOF.rawValue) {
+            reading = false  // libuv stops reading by itself at EOF.
+            delegate?.connectionDidReadEOF(self)
+        } else if count < 0 {
+            delegate?.connection(self, didFail: UVError(code: Int32(count)))
+        }
+        // Zero means "nothing this time" (EAGAIN): not an end of file.
+    }
+
+    // MARK: Writing
+
+    /// Bytes handed to `uv_write` that have not left yet: the measure for backpressure.
+    public var queuedBytes: Int { uv_stream_get_write_queue_size(stream) }
+
+    /// Writes `bytes` after everything written before.
+    ///
+    /// The bytes are borrowed for the call only: what the kernel does not take at once is
+    /// copied. `completion`, when given, runs exactly once, with nil or the error; it runs
+    /// before `write` returns when every byte left at once. Without a completion a failure
+    /// reaches the delegate's `didFail`. After `close()` the write fails with `.brokenPipe`.
+    public func write(_ bytes: UnsafeRawBufferPointer, completion: ((UVError?) -> Void)? = nil) {
+        var buf = cuv_buf(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count)
+        withUnsafeMutablePointer(to: &buf) { bufs in
+            write(UnsafeMutableBufferPointer(start: bufs, count: 1), total: bytes.count,
+                  completion: completion)
+        }
+    }
+
+    /// Writes several buffers in order, with one `writev` where the kernel takes them.
+    public func write(_ buffers: [UnsafeRawBufferPointer], completion: ((UVError?) -> Void)? = nil) {
+        var total = 0
+        let bufs = buffers.map { buffer -> uv_buf_t in
+            total += buffer.count
+            return cuv_buf(UnsafeMutableRawPointer(mutating: buffer.baseAddress), buffer.count)
+        }
+        bufs.withUnsafeBufferPointer { bufs in
+            write(UnsafeMutableBufferPointer(mutating: bufs), total: total, completion: completion)
+        }
+    }
+
+    /// Writes the bytes of an array (see `write(_:completion:)` for the contract).
+    public func write(_ bytes: [UInt8], completion: ((UVError?) -> Void)? = nil) {
+        bytes.withUnsafeBytes { write($0, completion: completion) }
+    }
+
+    private func write(_ bufs: UnsafeMutableBufferPointer<uv_buf_t>, total: Int,
+                       completion: ((UVError?) -> Void)?) {
+        guard state == .open else {
+            completion?(.brokenPipe)
+            return
+        }
+        // uv_try_write answers EAGAIN while earlier writes are queued, so order is kept.
+        let tried = total == 0 ? 0 : uv_try_write(stream, bufs.baseAddress, UInt32(bufs.count))
+        let sent = max(Int(tried), 0)
+        if sent == total {
+            completion?(nil)
+            return
+        }
+        // Queue the rest. On a hard error (not EAGAIN) uv_write fails the request again and
+        // reports it through the write callback, on a later iteration: never re-entrantly.
+        let request = WriteRequest.make(copying: bufs, skipping: sent, total: total)
+        if let completion {
+            request.pointee.data = Unmanaged.passRetained(WriteCompletion(completion)).toOpaque()
+        }
+        var tail = cuv_buf(WriteRequest.tail(of: request), total - sent)
+        let status = uv_write(request, stream, &tail, 1) { request, status in
+            TCPConnection.owner(of: request!.pointee.handle).didWrite(request!, status)
+        }
+        if status < 0 {
+            didWrite(request, status)
+        }
+    }
+
+    private func didWrite(_ request: UnsafeMutablePointer<uv_write_t>, _ status: Int32) {
+        let completion = request.pointee.data.map {
+            Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
+        }
+        WriteRequest.free(request)
+        let error = status < 0 ? UVError(code: status) : nil
+        if let completion {
+            completion.body(error)
+        } else if let error, state == .open {
+            delegate?.connection(self, didFail: error)
+        }
+        if error == nil, state == .open {
+            delegate?.connectionDidWrite(self)
+        }
+    }
+
+    // MARK: Shutdown and close
+
+    /// Half-closes the connection once every queued write has left (`uv_shutdown`).
+    public func shutdown(completion: ((UVError?) -> Void)? = nil) {
+        guard state == .open else {
+            completion?(.brokenPipe)
+            return
+        }
+        let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        request.pointee.data = completion.map {
+            Unmanaged.passRetained(WriteCompletion($0)).toOpaque()
+        }
+        let status = uv_shutdown(request, stream) { request, status in
+            let completion = request!.pointee.data.map {
+                Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
+            }
+            request!.deallocate()
+            completion?.body(status < 0 ? UVError(code: status) : nil)
+        }
+        if status < 0 {
+            let completion = request.pointee.data.map {
+                Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
+            }
+            request.deallocate()
+            completion?.body(UVError(code: status))
+        }
+    }
+
+    /// Closes the connection. Queued writes complete with `.cancelled` first, then the
+    /// delegate's `connectionDidClose` runs. Calling it twice is harmless.
+    public func close() {
+        guard state == .open else { return }
+        state = .closing
+        reading = false
+        uv_close(cuv_tcp_as_handle(handle)) { handle in
+            let stream = UnsafeMutableRawPointer(handle!).assumingMemoryBound(to: uv_stream_t.self)
+            TCPConnection.owner(of: stream).didClose()
+        }
+    }
+
+    private func didClose() {
+        state = .closed
+        loop.liveConnections -= 1
+        loop.unregister(self)
+        let delegate = self.delegate
+        self.delegate = nil
+        delegate?.connectionDidClose(self)
+        handle.deallocate()
+        Unmanaged.passUnretained(self).release()
+    }
+}
+
+@available(*, unavailable)
+extension TCPConnection: Sendable {}
+
+/// A completion closure boxed so that a C request's `data` can hold it.
+final class WriteCompletion {
+    let body: (UVError?) -> Void
+    init(_ body: @escaping (UVError?) -> Void) { self.body = body }
+}
+
+/// A `uv_write_t` and the bytes it writes, in one allocation freed in the write callback.
+enum WriteRequest {
+    private static let headerSize = (MemoryLayout<uv_write_t>.size + 15) & ~15
+
+    /// Allocates a request and copies into it the bytes of `bufs` after the first `skip`.
+    static func make(copying bufs: UnsafeMutableBufferPointer<uv_buf_t>, skipping skip: Int,
+                     total: Int) -> UnsafeMutablePointer<uv_write_t> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: headerSize + total - skip, alignment: 16)
+        let request = raw.bindMemory(to: uv_write_t.self, capacity: 1)
+        request.pointee.data = nil
+        var out = raw + headerSize
+        var toSkip = skip
+        for buf in bufs where buf.len > 0 {
+            let count = Int(buf.len)
+            if toSkip >= count {
+                toSkip -= count
+                continue
+            }
+            out.copyMemory(from: buf.base! + toSkip, byteCount: count - toSkip)
+            out += count - toSkip
+            toSkip = 0
+        }
+        return request
+    }
+
+    static func tail(of request: UnsafeMutablePointer<uv_write_t>) -> UnsafeMutableRawPointer {
+        UnsafeMutableRawPointer(request) + headerSize
+    }
+
+    static func free(_ request: UnsafeMutablePointer<uv_write_t>) {
+        UnsafeMutableRawPointer(request).deallocate()
+    }
+}

@@ -1,0 +1,149 @@
+import CLibUV
+import Glibc
+
+/// A listening TCP socket that hands each accepted connection to `onConnection`.
+///
+/// Accepting can be paused (for a connection cap): a paused listener leaves the next
+/// connection in libuv's hands without accepting it, which makes libuv stop polling the socket;
+/// the kernel's backlog holds the rest. Resuming accepts that connection and polling restarts.
+public final class TCPListener: LoopResource {
+    /// The loop the listener lives on.
+    public let loop: Loop
+
+    /// The bound address; its port is the real one when port 0 was asked for.
+    public let localAddress: SocketAddress
+
+    /// Called with each accepted connection (reading not started, `TCP_NODELAY` on). The
+    /// callee owns it from then on; with no callback set, the connection is closed.
+    public var onConnection: ((TCPConnection) -> Void)?
+
+    /// Called when accepting fails, e.g. with `.tooManyOpenFiles` (libuv then drops the
+    /// waiting connection itself so that the loop does not spin).
+    public var onError: ((UVError) -> Void)?
+
+    /// Owned by this listener; `data` holds a retain of it, released in the close callback,
+    /// which is also the only place the handle is freed.
+    private let handle: UnsafeMutablePointer<uv_tcp_t>
+    private var paused = false
+    private var connectionWaiting = false
+    private var isClosing = false
+
+    /// Binds `host`:`port` and listens. Called on the loop thread.
+    /// - Parameters:
+    ///   - host: a numeric IPv4 or IPv6 address, `""` for every IPv4 interface, or a name.
+    ///   - port: the port, or 0 for one the kernel picks (read it back from `localAddress`).
+    ///   - backlog: the kernel's queue of connections not yet accepted (at least 511).
+    ///   - reusePort: sets `SO_REUSEPORT` so several listeners can share the port.
+    /// - Throws: `UVError`, e.g. `.addressInUse` (reported by `listen`, not by `bind`).
+    public init(loop: Loop, host: String, port: Int, backlog: Int32 = 1024,
+                reusePort: Bool = false) throws(UVError) {
+        loop.assertOnLoopThread("TCPListener.init")
+        var address = try SocketAddress.resolve(host: host, port: port)
+        let handle = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
+        // uv_tcp_init_ex makes the socket now, so options can be set before bind.
+        let initStatus = uv_tcp_init_ex(loop.raw, handle, UInt32(address.ss_family))
+        guard initStatus == 0 else {
+            handle.deallocate()
+            throw UVError(code: initStatus)
+        }
+        do throws(UVError) {
+            if reusePort {
+                var fd: uv_os_fd_t = -1
+                try UVError.check(uv_fileno(cuv_tcp_as_handle(handle), &fd))
+                var on: Int32 = 1
+                guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size)) == 0
+                else { throw UVError(code: -errno) }
+            }
+            try UVError.check(uv_tcp_bind(handle, cuv_sockaddr(&address), 0))
+            var bound = sockaddr_storage()
+            var length = Int32(MemoryLayout<sockaddr_storage>.size)
+            try UVError.check(uv_tcp_getsockname(handle, cuv_sockaddr_mut(&bound), &length))
+            try UVError.check(uv_listen(cuv_tcp_as_stream(handle), max(backlog, 511)) { server, status in
+                TCPListener.owner(of: server!).didReceiveConnection(status)
+            })
+            localAddress = SocketAddress(&bound)!
+        } catch {
+            // The handle is initialised, so only its close callback may free it.
+            handle.pointee.data = nil
+            uv_close(cuv_tcp_as_handle(handle)) { handle in
+                UnsafeMutableRawPointer(handle!).assumingMemoryBound(to: uv_tcp_t.self).deallocate()
+            }
+            throw error
+        }
+        self.loop = loop
+        self.handle = handle
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        loop.register(self)
+    }
+
+    private static func owner(of stream: UnsafeMutablePointer<uv_stream_t>) -> TCPListener {
+        Unmanaged<TCPListener>.fromOpaque(stream.pointee.data).takeUnretainedValue()
+    }
+
+    /// Whether new connections are being accepted.
+    public var isAccepting: Bool { !paused && !isClosing }
+
+    /// Stops accepting; connections wait in the kernel's backlog.
+    public func pauseAccepting() {
+        paused = true
+    }
+
+    /// Accepts again, starting with the connection that arrived while paused, if any.
+    public func resumeAccepting() {
+        guard paused, !isClosing else { return }
+        paused = false
+        if connectionWaiting {
+            connectionWaiting = false
+            acceptOne()
+        }
+    }
+
+    private func didReceiveConnection(_ status: Int32) {
+        guard !isClosing else { return }
+        if status < 0 {
+            onError?(UVError(code: status))
+        } else if paused {
+            // Not accepting makes libuv stop polling until uv_accept is called.
+            connectionWaiting = true
+        } else {
+            acceptOne()
+        }
+    }
+
+    private func acceptOne() {
+        let connection = TCPConnection(loop: loop)
+        let status = uv_accept(cuv_tcp_as_stream(handle), connection.stream)
+        guard status == 0 else {
+            connection.close()
+            onError?(UVError(code: status))
+            return
+        }
+        uv_tcp_nodelay(connection.handle, 1)
+        if let onConnection {
+            onConnection(connection)
+        } else {
+            connection.close()
+        }
+    }
+
+    /// Closes the listening socket. Connections already accepted are not affected. Calling it
+    /// twice is harmless.
+    public func close() {
+        guard !isClosing else { return }
+        isClosing = true
+        onConnection = nil
+        uv_close(cuv_tcp_as_handle(handle)) { handle in
+            let stream = UnsafeMutableRawPointer(handle!).assumingMemoryBound(to: uv_stream_t.self)
+            TCPListener.owner(of: stream).didClose()
+        }
+    }
+
+    private func didClose() {
+        loop.unregister(self)
+        handle.deallocate()
+        Unmanaged.passUnretained(self).release()
+    }
+}
+
+@available(*, unavailable)
+extension TCPListener: Sendable {}

@@ -1,0 +1,72 @@
+import CLibUV
+
+/// A libuv timer: fires once after a delay, or repeatedly, on the loop thread.
+///
+/// The timer's handle lives until `close()` (or the loop's `close()`), even when the `Timer`
+/// object is no longer referenced elsewhere: the handle's `data` keeps it alive.
+public final class Timer: LoopResource {
+    /// The loop the timer runs on.
+    public let loop: Loop
+
+    /// Owned by this timer; `data` holds a retain of the timer, released in the close callback,
+    /// which is also the only place the handle is freed.
+    private let handle: UnsafeMutablePointer<uv_timer_t>
+    private var callback: (() -> Void)?
+    private var isClosing = false
+
+    /// Creates a stopped timer on `loop`. Called on the loop thread.
+    public init(loop: Loop) {
+        loop.assertOnLoopThread("Timer.init")
+        self.loop = loop
+        handle = .allocate(capacity: 1)
+        uv_timer_init(loop.raw, handle)  // Cannot fail: it only fills in the struct.
+        handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
+        loop.register(self)
+    }
+
+    /// Starts (or restarts) the timer: `callback` runs after `milliseconds`, then every
+    /// `repeatEvery` milliseconds when that is not zero. Called on the loop thread.
+    public func start(after milliseconds: UInt64, repeatEvery: UInt64 = 0,
+                      _ callback: @escaping () -> Void) {
+        guard !isClosing else { return }
+        self.callback = callback
+        uv_timer_start(handle, { handle in
+            Unmanaged<Timer>.fromOpaque(handle!.pointee.data).takeUnretainedValue().didFire()
+        }, milliseconds, repeatEvery)
+    }
+
+    /// Stops the timer without closing it; `start` may be called again.
+    public func stop() {
+        guard !isClosing else { return }
+        uv_timer_stop(handle)
+        callback = nil
+    }
+
+    /// Whether the timer is started and has not yet fired (or repeats).
+    public var isActive: Bool { !isClosing && uv_is_active(cuv_timer_as_handle(handle)) != 0 }
+
+    /// Closes the timer; it never fires again. Calling it twice is harmless.
+    public func close() {
+        guard !isClosing else { return }
+        isClosing = true
+        callback = nil
+        uv_close(cuv_timer_as_handle(handle)) { handle in
+            Unmanaged<Timer>.fromOpaque(handle!.pointee.data).takeUnretainedValue().didClose()
+        }
+    }
+
+    private func didFire() {
+        guard let callback else { return }
+        if uv_timer_get_repeat(handle) == 0 { self.callback = nil }
+        callback()
+    }
+
+    private func didClose() {
+        loop.unregister(self)
+        handle.deallocate()
+        Unmanaged.passUnretained(self).release()
+    }
+}
+
+@available(*, unavailable)
+extension Timer: Sendable {}

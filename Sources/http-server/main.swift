@@ -1,0 +1,1 @@
+// The http-server command arrives with SimpleHTTPRequestHandler.

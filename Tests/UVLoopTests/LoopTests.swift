@@ -1,0 +1,101 @@
+import Foundation
+import Testing
+@testable import UVLoop
+
+/// A record shared with other threads; only the loop thread touches `entries`.
+private final class Record: @unchecked Sendable {
+    var entries: [(thread: Int, index: Int, onLoop: Bool)] = []
+}
+
+@Suite("Loop, timers and cross-thread execute")
+struct LoopTests {
+    @Test func timersFireInDeadlineOrder() throws {
+        let loop = try Loop()
+        var fired: [Int] = []
+        for delay in [50, 10, 40, 20, 30, 0] {
+            Timer(loop: loop).start(after: UInt64(delay)) { fired.append(delay) }
+        }
+        run(loop) { fired.count == 6 }
+        #expect(fired == [0, 10, 20, 30, 40, 50])
+        closeCleanly(loop)
+    }
+
+    @Test func repeatingTimerRepeatsAndStoppedTimerNeverFires() throws {
+        let loop = try Loop()
+        var repeats = 0
+        let repeating = Timer(loop: loop)
+        repeating.start(after: 1, repeatEvery: 5) {
+            repeats += 1
+            if repeats == 4 { repeating.stop() }
+        }
+        var cancelledFired = false
+        let cancelled = Timer(loop: loop)
+        cancelled.start(after: 5) { cancelledFired = true }
+        cancelled.stop()
+        #expect(!cancelled.isActive)
+        var done = false
+        Timer(loop: loop).start(after: 60) { done = true }
+        run(loop) { done }
+        #expect(repeats == 4)
+        #expect(!cancelledFired)
+        closeCleanly(loop)
+    }
+
+    @Test func executeFromEightThreadsRunsEveryBlockOnTheLoopInOrderPerThread() throws {
+        let loop = try Loop()
+        let record = Record()
+        let threads = 8, perThread = 1000
+        for thread in 0..<threads {
+            Thread {
+                for index in 0..<perThread {
+                    loop.execute {
+                        record.entries.append((thread, index, loop.isOnLoopThread))
+                        if record.entries.count == threads * perThread { loop.stop() }
+                    }
+                }
+            }.start()
+        }
+        loop.run()
+        #expect(record.entries.count == threads * perThread)
+        #expect(record.entries.allSatisfy { $0.onLoop })
+        for thread in 0..<threads {
+            let order = record.entries.filter { $0.thread == thread }.map(\.index)
+            #expect(order == Array(0..<perThread))
+        }
+        closeCleanly(loop)
+    }
+
+    @Test func stopFromAnotherThreadEndsRun() throws {
+        let loop = try Loop()
+        Timer(loop: loop).start(after: 60_000) {}  // Something to keep the loop busy.
+        Thread {
+            usleep(20_000)
+            loop.execute { loop.stop() }
+        }.start()
+        let started = loop.now
+        loop.run()
+        loop.updateTime()
+        #expect(loop.now - started < 10_000)
+        closeCleanly(loop)
+    }
+
+    @Test func runOnAnotherThreadThenCloseFromIt() throws {
+        let loop = try Loop()
+        let finished = DispatchSemaphore(value: 0)
+        let result = Record()
+        Thread {
+            loop.execute { loop.stop() }
+            loop.run()
+            result.entries.append((0, (try? loop.close()) == nil ? 1 : 0, true))
+            finished.signal()
+        }.start()
+        finished.wait()
+        #expect(result.entries.first?.index == 0)
+    }
+
+    @Test func executeAfterCloseIsDropped() throws {
+        let loop = try Loop()
+        closeCleanly(loop)
+        loop.execute { Issue.record("ran after close") }
+    }
+}

@@ -1,0 +1,72 @@
+import Glibc
+import Testing
+@testable import UVLoop
+
+/// Runs `loop` until `done()` holds, failing the test after `seconds`.
+func run(_ loop: Loop, seconds: UInt64 = 30, until done: () -> Bool,
+         sourceLocation: SourceLocation = #_sourceLocation) {
+    var timedOut = false
+    let watchdog = Timer(loop: loop)
+    watchdog.start(after: seconds * 1000) { timedOut = true }
+    while !done() && !timedOut {
+        loop.runOnce()
+    }
+    watchdog.close()
+    #expect(!timedOut, "timed out", sourceLocation: sourceLocation)
+}
+
+/// Closes `loop` and checks that libuv found no leaked handle.
+func closeCleanly(_ loop: Loop, sourceLocation: SourceLocation = #_sourceLocation) {
+    #expect(throws: Never.self, sourceLocation: sourceLocation) { try loop.close() }
+    #expect(loop.liveConnections == 0, sourceLocation: sourceLocation)
+}
+
+/// Raises the soft open-file limit to the hard one, for tests with many sockets.
+func raiseFileLimit() {
+    var limit = rlimit()
+    getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+    limit.rlim_cur = limit.rlim_max
+    setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+/// A delegate made of closures, for tests that need one behaviour per connection.
+final class Callbacks: TCPConnectionDelegate {
+    var onRead: (TCPConnection, UnsafeRawBufferPointer) -> Void = { _, _ in }
+    var onEOF: (TCPConnection) -> Void = { $0.close() }
+    var onFail: (TCPConnection, UVError) -> Void = { connection, _ in connection.close() }
+    var onClose: (TCPConnection) -> Void = { _ in }
+
+    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        onRead(connection, bytes)
+    }
+    func connectionDidReadEOF(_ connection: TCPConnection) { onEOF(connection) }
+    func connection(_ connection: TCPConnection, didFail error: UVError) { onFail(connection, error) }
+    func connectionDidClose(_ connection: TCPConnection) { onClose(connection) }
+}
+
+/// A small deterministic generator, so failures replay.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Whether this machine can bind the IPv6 loopback address.
+func hasIPv6Loopback() -> Bool {
+    let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return false }
+    defer { Glibc.close(fd) }
+    var address = sockaddr_in6()
+    address.sin6_family = sa_family_t(AF_INET6)
+    address.sin6_addr = in6addr_loopback
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0
+        }
+    }
+}
