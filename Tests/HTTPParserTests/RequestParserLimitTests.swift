@@ -1,0 +1,130 @@
+import HTTPParser
+import Testing
+
+/// Each limit maps to its status, holds exactly at its boundary, and is enforced at the byte
+/// that breaks it rather than at the next line end; feeding a large head one byte at a time
+/// costs time linear in its size.
+@Suite struct RequestParserLimitTests {
+    /// The outcomes of `text` under `limits`, also checked at every split.
+    func outcomes(_ text: String, _ limits: ParserLimits) -> [Outcome] {
+        let (whole, mismatch) = ParserDriver(limits: limits).runEverySplit(Array(text.utf8))
+        #expect(mismatch == nil)
+        return whole
+    }
+
+    func limits(_ change: (inout ParserLimits) -> Void) -> ParserLimits {
+        var limits = ParserLimits()
+        change(&limits)
+        return limits
+    }
+
+    @Test func requestLineLimitIs414AndHoldsAtTheBoundary() {
+        let text = "GET / HTTP/1.0\r\n\r\n"  // the line is 14 bytes
+        #expect(outcomes(text, limits { $0.maxRequestLineLength = 14 }).brief == "H E")
+        #expect(outcomes(text, limits { $0.maxRequestLineLength = 13 }).brief == "!414")
+    }
+
+    @Test func requestLineLimitFailsBeforeTheLineEndArrives() {
+        let text = "GET /" + String(repeating: "a", count: 100)
+        #expect(outcomes(text, limits { $0.maxRequestLineLength = 50 }).brief == "!414")
+    }
+
+    @Test func fieldLineLimitIs431AndHoldsAtTheBoundary() {
+        let text = "GET / HTTP/1.1\r\nHost: x\r\n\r\n"  // the field line is 7 bytes
+        #expect(outcomes(text, limits { $0.maxHeaderLineLength = 7 }).brief == "H E")
+        #expect(outcomes(text, limits { $0.maxHeaderLineLength = 6 }).brief == "!431")
+        let long = "GET / HTTP/1.1\r\nX: " + String(repeating: "v", count: 200)
+        #expect(outcomes(long, limits { $0.maxHeaderLineLength = 100 }).brief == "!431")
+    }
+
+    @Test func fieldCountLimitIs431() {
+        let text = "GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n"
+        #expect(outcomes(text, limits { $0.maxHeaderCount = 3 }).brief == "H E")
+        #expect(outcomes(text, limits { $0.maxHeaderCount = 2 }).brief == "!431")
+    }
+
+    @Test func headerSectionLimitIs431AndHoldsAtTheBoundary() {
+        let text = "GET / HTTP/1.1\r\nHost: x\r\nA: b\r\n\r\n"  // 9 + 6 bytes of field lines
+        #expect(outcomes(text, limits { $0.maxHeaderSectionSize = 15 }).brief == "H E")
+        #expect(outcomes(text, limits { $0.maxHeaderSectionSize = 14 }).brief == "!431")
+        #expect(outcomes(text, limits { $0.maxHeaderSectionSize = 10 }).brief == "!431")
+    }
+
+    @Test func declaredBodyAboveTheLimitIs413InsteadOfTheHead() {
+        let text = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"
+        #expect(outcomes(text, limits { $0.maxBodySize = 11 }).brief == "H")
+        #expect(outcomes(text, limits { $0.maxBodySize = 10 }).brief == "!413")
+    }
+
+    @Test func chunkedBodyAboveTheLimitIs413() {
+        let text = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "4\r\nabcd\r\n4\r\nefgh\r\n0\r\n\r\n"
+        #expect(outcomes(text, limits { $0.maxBodySize = 8 }).brief == "H B:abcdefgh E")
+        #expect(outcomes(text, limits { $0.maxBodySize = 7 }).brief == "H B:abcd !413")
+    }
+
+    @Test func chunkLineLimitIs400() {
+        let text = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "1;ext=val\r\nz\r\n0\r\n\r\n"  // the chunk line is 9 bytes
+        #expect(outcomes(text, limits { $0.maxChunkLineLength = 9 }).brief == "H B:z E")
+        #expect(outcomes(text, limits { $0.maxChunkLineLength = 8 }).brief == "H !400")
+    }
+
+    @Test func trailerSectionLimitIs431() {
+        let text = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + "0\r\nT: 1\r\nU: 2\r\n\r\n"  // 12 bytes of trailer lines
+        #expect(outcomes(text, limits { $0.maxTrailerSectionSize = 12 }).brief == "H E")
+        #expect(outcomes(text, limits { $0.maxTrailerSectionSize = 11 }).brief == "H !431")
+    }
+
+    @Test func tooManyEmptyLinesBeforeTheRequestLineIs400() {
+        let text = String(repeating: "\r\n", count: 40) + "GET / HTTP/1.0\r\n\r\n"
+        #expect(outcomes(text, limits { $0.maxRequestLineLength = 64 }).brief == "!400")
+    }
+
+    /// The time to parse `text` with reads of `readSize` bytes, best of a few runs.
+    func cost(_ text: [UInt8], readSize: Int, _ limits: ParserLimits) -> Duration {
+        let clock = ContinuousClock()
+        var best = Duration.seconds(1000)
+        for _ in 0..<3 {
+            var parser = RequestParser(limits: limits)
+            let elapsed = clock.measure {
+                text.withUnsafeBytes { all in
+                    var position = 0
+                    while position < all.count {
+                        let end = min(all.count, position + readSize)
+                        let slice = UnsafeRawBufferPointer(rebasing: all[position..<end])
+                        let (event, consumed) = parser.parse(slice)
+                        if case .error = event { break }
+                        position += consumed
+                    }
+                }
+            }
+            best = min(best, elapsed)
+        }
+        return best
+    }
+
+    /// A head whose field section is `kilobytes` KiB: one long value, then many short fields.
+    func bigHead(kilobytes: Int) -> [UInt8] {
+        var text = "GET / HTTP/1.1\r\nHost: x\r\nX-Long: " + String(repeating: "v", count: kilobytes * 512)
+            + "\r\n"
+        while text.utf8.count < kilobytes * 1024 { text += "X-Field: some value here\r\n" }
+        return Array((text + "\r\n").utf8)
+    }
+
+    @Test func byteByByteCostGrowsLinearlyWithTheHeadSize() {
+        var limits = ParserLimits()
+        limits.maxHeaderCount = 10_000
+        limits.maxHeaderSectionSize = 1 << 20
+        let small = bigHead(kilobytes: 16)
+        let large = bigHead(kilobytes: 64)
+        let smallCost = cost(small, readSize: 1, limits)
+        let largeCost = cost(large, readSize: 1, limits)
+        let ratio = largeCost / smallCost
+        // Linear gives about 4; rescanning each line from its start would give about 16.
+        #expect(ratio < 8, "16 KiB: \(smallCost), 64 KiB: \(largeCost), ratio \(ratio)")
+        let whole = cost(large, readSize: large.count, limits)
+        print("64 KiB head: byte by byte \(largeCost), whole \(whole)")
+    }
+}
