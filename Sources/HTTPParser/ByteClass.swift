@@ -18,8 +18,14 @@ enum ByteClass {
     /// SP or HTAB.
     static let whitespace: UInt8 = 1 << 7
 
-    /// The table, indexed by byte value.
-    static let table: [UInt8] = (0..<256).map { classes(of: UInt8($0)) }
+    /// The table, indexed by byte value. It is filled once by the (thread-safe) lazy
+    /// initializer, never written again and never freed, which is why sharing the pointer
+    /// across threads is sound; a pointer, unlike an array, costs no retain per `parse` call.
+    nonisolated(unsafe) static let pointer: UnsafePointer<UInt8> = {
+        let table = UnsafeMutablePointer<UInt8>.allocate(capacity: 256)
+        for byte in 0..<256 { table[byte] = classes(of: UInt8(byte)) }
+        return UnsafePointer(table)
+    }()
 
     /// The classes `byte` belongs to; runs once per byte value when the table is built.
     private static func classes(of byte: UInt8) -> UInt8 {

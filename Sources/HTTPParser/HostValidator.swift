@@ -23,6 +23,16 @@ struct HostValidator: Sendable {
         for k in 0..<count {
             let byte = bytes[k]
             let classes = table[Int(byte)]
+            // The common bytes first: reg-name characters, then port digits.
+            if classes & ByteClass.regName != 0 && phase.rawValue <= Phase.regName.rawValue {
+                phase = .regName
+                hostLength += 1
+                continue
+            }
+            if phase == .port && byte &- ASCII.zero < 10 {
+                portDigits += 1
+                continue
+            }
             if classes & ByteClass.whitespace != 0 {
                 switch phase {
                 case .percent1, .percent2, .literal: phase = .invalid

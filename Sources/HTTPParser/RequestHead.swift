@@ -80,9 +80,17 @@ public struct RequestHead: Sendable, Equatable {
     /// Clears the head for the next message, keeping the field array's storage when no one
     /// else holds it (so a caller that drops each head costs no allocation per request).
     mutating func clear() {
-        let kept = fields
-        self = RequestHead()
-        fields = kept
+        requestLine = 0..<0
+        method = 0..<0
+        target = 0..<0
+        version = nil
+        versionMajor = 0
+        versionMinor = 9
         fields.removeAll(keepingCapacity: true)
+        framing = .none
+        connectionClose = false
+        connectionKeepAlive = false
+        expect = .none
+        headLength = 0
     }
 }

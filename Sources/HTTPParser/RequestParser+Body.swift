@@ -10,7 +10,7 @@ enum ChunkPhase: UInt8, Sendable {
 /// The body: `Content-Length` bytes passed through, or a chunked body decoded in place.
 extension RequestParser {
     /// Chooses the body states for the head just handed out.
-    mutating func startBody(at i: Int) -> ParseEvent? {
+    mutating func startBody(at i: Int) -> Step {
         switch head.framing {
         case .none, .contentLength(0):
             return .end
@@ -20,34 +20,36 @@ extension RequestParser {
         case .chunked:
             beginChunkLine(at: base + i)
         }
-        return nil
+        return .proceed
     }
 
     /// Passes through as much of the declared length as this input holds.
-    mutating func parseFixedBody(_ n: Int, _ i: inout Int) -> ParseEvent? {
+    mutating func parseFixedBody(_ n: Int, _ i: inout Int) -> Step {
         guard i < n else { return .needMore }
         let take = min(remaining, n - i)
         let range = i..<i + take
         i += take
         remaining -= take
         if remaining == 0 { state = .messageEnd }
-        return .body(range)
+        bodyRange = range
+        return .body
     }
 
     /// Passes through as much of the current chunk's data as this input holds.
-    mutating func parseChunkData(_ n: Int, _ i: inout Int) -> ParseEvent? {
+    mutating func parseChunkData(_ n: Int, _ i: inout Int) -> Step {
         guard i < n else { return .needMore }
         let take = min(remaining, n - i)
         let range = i..<i + take
         i += take
         remaining -= take
         if remaining == 0 { state = .chunkDataCR }
-        return .body(range)
+        bodyRange = range
+        return .body
     }
 
     /// The CRLF that must follow chunk data exactly; anything else is a smuggling attempt.
     mutating func parseChunkDataEnd(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int)
-        -> ParseEvent?
+        -> Step
     {
         while i < n {
             let expected = state == .chunkDataCR ? ASCII.cr : ASCII.lf
@@ -55,7 +57,7 @@ extension RequestParser {
             i += 1
             if state == .chunkDataLF {
                 beginChunkLine(at: base + i)
-                return nil
+                return .proceed
             }
             state = .chunkDataLF
         }
@@ -74,7 +76,7 @@ extension RequestParser {
     /// The chunk-size line, one byte at a time (it is short); it must end with CRLF exactly.
     mutating func parseChunkLine(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
-    ) -> ParseEvent? {
+    ) -> Step {
         while i < n {
             let byte = p[i]
             if chunkPhase == .lineFeed {
@@ -162,18 +164,18 @@ extension RequestParser {
     }
 
     /// Starts the chunk's data, or after the last chunk (size 0) the trailer section.
-    private mutating func endChunkLine(at offset: Int) -> ParseEvent? {
+    private mutating func endChunkLine(at offset: Int) -> Step {
         if chunkSize == 0 {
             inTrailers = true
             sectionStart = offset
             sectionLimit = limits.maxTrailerSectionSize
             fieldCount = 0
             state = .fieldStart
-            return nil
+            return .proceed
         }
         bodyTotal += chunkSize
         remaining = chunkSize
         state = .chunkData
-        return nil
+        return .proceed
     }
 }

@@ -4,13 +4,13 @@
 /// same rules, must end with CRLF, and are then discarded.
 extension RequestParser {
     /// The first byte of a line: a field name, or the empty line that ends the section.
-    mutating func parseFieldStart(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> ParseEvent? {
+    mutating func parseFieldStart(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         guard i < n else { return .needMore }
         let byte = p[i]
         if byte == ASCII.cr {
             state = .headCR
             i += 1
-            return nil
+            return .proceed
         }
         if byte == ASCII.lf {
             if inTrailers { return fail(.bareLF) }
@@ -28,13 +28,13 @@ extension RequestParser {
             inTrailers ? .trailerSectionTooLarge : .headerSectionTooLarge)
         tokenPrefix.removeAll()
         state = .fieldName
-        return nil
+        return .proceed
     }
 
     /// The field name: a token ended by the colon, with no whitespace before it.
     mutating func parseFieldName(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
-    ) -> ParseEvent? {
+    ) -> Step {
         let start = i
         let end = stopIndex(n)
         while i < end && t[Int(p[i])] & ByteClass.token != 0 { i += 1 }
@@ -61,13 +61,13 @@ extension RequestParser {
         }
         i += 1
         state = .valueStart
-        return nil
+        return .proceed
     }
 
     /// The optional whitespace between the colon and the value.
     mutating func parseValueStart(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
-    ) -> ParseEvent? {
+    ) -> Step {
         let end = stopIndex(n)
         while i < end && t[Int(p[i])] & ByteClass.whitespace != 0 { i += 1 }
         if i == n { return .needMore }
@@ -76,14 +76,14 @@ extension RequestParser {
         valueEnd = valueStart
         interpreter.beginValue(fieldKind)
         state = .value
-        return nil
+        return .proceed
     }
 
     /// The value up to the line end. Trailing whitespace is found by looking back over only
     /// the bytes of this call, so each byte is visited at most twice however the value is split.
     mutating func parseValue(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
-    ) -> ParseEvent? {
+    ) -> Step {
         let start = i
         let end = stopIndex(n)
         while i < end && t[Int(p[i])] & ByteClass.fieldValue != 0 { i += 1 }
@@ -98,7 +98,7 @@ extension RequestParser {
         if byte == ASCII.cr {
             state = .fieldCR
             i += 1
-            return nil
+            return .proceed
         }
         if byte == ASCII.lf {
             if inTrailers { return fail(.bareLF) }
@@ -110,7 +110,7 @@ extension RequestParser {
 
     /// The LF after a CR that ended a field line or the section.
     mutating func parseFieldLineEnd(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int)
-        -> ParseEvent?
+        -> Step
     {
         guard i < n else { return .needMore }
         guard p[i] == ASCII.lf else { return fail(.bareCR) }
@@ -120,21 +120,21 @@ extension RequestParser {
     }
 
     /// Stores the field that ended at `offset` and concludes its value.
-    private mutating func endFieldLine(at offset: Int) -> ParseEvent? {
+    private mutating func endFieldLine(at offset: Int) -> Step {
         if offset - sectionStart > sectionLimit {
             return fail(inTrailers ? .trailerSectionTooLarge : .headerSectionTooLarge)
         }
         state = .fieldStart
-        if inTrailers { return nil }
+        if inTrailers { return .proceed }
         head.fields.append(HeaderField(name: nameStart..<nameEnd, value: valueStart..<valueEnd))
         if fieldKind != .other, let failure = interpreter.finishValue(fieldKind) {
             return fail(failure)
         }
-        return nil
+        return .proceed
     }
 
     /// Applies the head-wide rules (RFC 9112 §3.2, §6.1, §6.3) and hands out the head.
-    private mutating func completeHead(at offset: Int) -> ParseEvent? {
+    private mutating func completeHead(at offset: Int) -> Step {
         head.headLength = offset
         let fields = interpreter
         if head.isHTTP11OrLater && fields.hostCount == 0 { return fail(.missingHost) }
@@ -153,6 +153,6 @@ extension RequestParser {
         head.connectionKeepAlive = fields.connectionKeepAlive
         head.expect = fields.expect
         state = .afterHead
-        return .head(head)
+        return .head
     }
 }

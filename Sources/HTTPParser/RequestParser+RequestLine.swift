@@ -17,7 +17,7 @@ extension RequestParser {
     private static let http10Word: UInt64 = 0x302E_312F_5054_5448
 
     /// Skips the empty lines a client may send before the request line (RFC 9112 §2.2).
-    mutating func parseLineStart(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> ParseEvent? {
+    mutating func parseLineStart(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         while i < n {
             let byte = p[i]
             if state == .lineStartCR {
@@ -31,7 +31,7 @@ extension RequestParser {
                 limitLine(from: lineStart, length: limits.maxRequestLineLength, .requestLineTooLong)
                 tokenPrefix.removeAll()
                 state = .method
-                return nil
+                return .proceed
             }
             i += 1
             if base + i > limits.maxRequestLineLength { return fail(.tooManyEmptyLines) }
@@ -42,7 +42,7 @@ extension RequestParser {
     /// The method: a token ended by exactly one SP.
     mutating func parseMethod(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
-    ) -> ParseEvent? {
+    ) -> Step {
         let start = i
         let end = stopIndex(n)
         while i < end && t[Int(p[i])] & ByteClass.token != 0 { i += 1 }
@@ -68,13 +68,13 @@ extension RequestParser {
         head.method = lineStart..<base + i
         i += 1
         state = .targetStart
-        return nil
+        return .proceed
     }
 
     /// The request target; its first byte decides the form, which must suit the method.
     mutating func parseTarget(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
-    ) -> ParseEvent? {
+    ) -> Step {
         let end = stopIndex(n)
         if state == .targetStart {
             guard i < n else { return .needMore }
@@ -111,7 +111,7 @@ extension RequestParser {
         spaceRun = 0
         spaceRunIsOneSP = true
         state = .afterTarget
-        return nil
+        return .proceed
     }
 
     /// Checks the next bytes of a target that is not in origin form; false once it is invalid.
@@ -160,7 +160,7 @@ extension RequestParser {
 
     /// The separator after the target: one SP before the version, or (HTTP/0.9, or trailing
     /// whitespace) the line end.
-    mutating func parseAfterTarget(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> ParseEvent? {
+    mutating func parseAfterTarget(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         let end = stopIndex(n)
         while i < end {
             let byte = p[i]
@@ -187,11 +187,11 @@ extension RequestParser {
         versionDigits = 0
         nameStart = base + i  // where the version begins
         state = .version
-        return nil
+        return .proceed
     }
 
     /// `HTTP/` 1*10DIGIT `.` 1*10DIGIT, the limits Python applies.
-    mutating func parseVersion(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> ParseEvent? {
+    mutating func parseVersion(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         let end = stopIndex(n)
         if versionPhase == 0 && end - i >= 8 {
             let word = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
@@ -234,7 +234,7 @@ extension RequestParser {
                     head.version = nameStart..<base + i
                     if head.versionMajor >= 2 { return fail(.versionNotSupported) }
                     state = .afterVersion
-                    return nil
+                    return .proceed
                 }
             default:
                 return fail(.badVersion)
@@ -246,7 +246,7 @@ extension RequestParser {
 
     /// Optional trailing whitespace, then CRLF or LF.
     mutating func parseRequestLineEnd(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int)
-        -> ParseEvent?
+        -> Step
     {
         if state == .requestLineCR {
             guard i < n else { return .needMore }
@@ -263,30 +263,30 @@ extension RequestParser {
     }
 
     /// Records the request line's end at the CR or LF at `i` and consumes it.
-    private mutating func endRequestLine(_ byte: UInt8, _ i: inout Int) -> ParseEvent? {
+    private mutating func endRequestLine(_ byte: UInt8, _ i: inout Int) -> Step {
         head.requestLine = lineStart..<base + i
         i += 1
         if byte == ASCII.cr {
             state = .requestLineCR
-            return nil
+            return .proceed
         }
         return finishRequestLine(at: base + i)
     }
 
     /// Moves on to the field lines, or, for HTTP/0.9, completes the head at once.
-    private mutating func finishRequestLine(at offset: Int) -> ParseEvent? {
+    private mutating func finishRequestLine(at offset: Int) -> Step {
         if head.version == nil {
             head.versionMajor = 0
             head.versionMinor = 9
             head.headLength = offset
             state = .afterHead
-            return .head(head)
+            return .head
         }
         inTrailers = false
         sectionStart = offset
         sectionLimit = limits.maxHeaderSectionSize
         fieldCount = 0
         state = .fieldStart
-        return nil
+        return .proceed
     }
 }

@@ -60,11 +60,28 @@ public struct RequestParser: Sendable {
     var interpreter = FieldInterpreter()
 
     // Body.
+    var bodyRange = 0..<0
     var remaining = 0
     var bodyTotal = 0
     var chunkPhase = ChunkPhase.size
     var chunkSize = 0
     var chunkDigits = 0
+
+    /// What a state handler achieved; the payload of an event waits in the parser's properties.
+    enum Step: UInt8, Sendable {
+        /// The state changed; dispatch again.
+        case proceed
+        /// Every byte was consumed.
+        case needMore
+        /// The head is complete (in ``head``).
+        case head
+        /// Body bytes are ready (in ``bodyRange``).
+        case body
+        /// The message is complete.
+        case end
+        /// The request failed (in ``failure``).
+        case error
+    }
 
     /// Creates a parser at the start of a message.
     public init(limits: ParserLimits = ParserLimits()) {
@@ -74,14 +91,19 @@ public struct RequestParser: Sendable {
 
     /// Returns to the start of a message, dropping any partial message and any error.
     public mutating func reset() {
-        head.clear()
-        self = RequestParser(reusing: self)
+        failure = nil
+        startNextMessage()
     }
 
-    /// A fresh parser that keeps `old`'s limits and field storage.
-    private init(reusing old: RequestParser) {
-        limits = old.limits
-        head = old.head
+    /// Prepares for the next message. Only what a message start assumes is cleared; every
+    /// other property is set by the state that begins using it.
+    private mutating func startNextMessage() {
+        state = .lineStart
+        base = 0
+        head.clear()
+        interpreter = FieldInterpreter()
+        inTrailers = false
+        bodyTotal = 0
     }
 
     /// Parses as much of `input` as makes one event and returns it with the number of bytes
@@ -92,63 +114,66 @@ public struct RequestParser: Sendable {
     public mutating func parse(_ input: UnsafeRawBufferPointer) -> (event: ParseEvent, consumed: Int) {
         if let failure { return (.error(failure), 0) }
         guard let start = input.baseAddress, input.count > 0 else {
-            return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 1) { empty in
-                run(UnsafePointer(empty.baseAddress!), 0)
-            }
+            // No byte is read when the count is zero; any valid pointer will do.
+            return run(ByteClass.pointer, 0)
         }
         return run(start.assumingMemoryBound(to: UInt8.self), input.count)
     }
 
-    /// Dispatches on the state until an event is ready.
+    /// Dispatches on the state until a handler has an event, then builds it.
     private mutating func run(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> (ParseEvent, Int) {
-        ByteClass.table.withUnsafeBufferPointer { table in
-            let t = table.baseAddress!
-            var i = 0
-            while true {
-                let event: ParseEvent?
-                switch state {
-                case .lineStart, .lineStartCR: event = parseLineStart(bytes, count, &i)
-                case .method: event = parseMethod(bytes, count, &i, t)
-                case .targetStart, .target: event = parseTarget(bytes, count, &i, t)
-                case .afterTarget: event = parseAfterTarget(bytes, count, &i)
-                case .version: event = parseVersion(bytes, count, &i)
-                case .afterVersion, .requestLineCR: event = parseRequestLineEnd(bytes, count, &i)
-                case .fieldStart: event = parseFieldStart(bytes, count, &i)
-                case .fieldName: event = parseFieldName(bytes, count, &i, t)
-                case .valueStart: event = parseValueStart(bytes, count, &i, t)
-                case .value: event = parseValue(bytes, count, &i, t)
-                case .fieldCR, .headCR: event = parseFieldLineEnd(bytes, count, &i)
-                case .afterHead: event = startBody(at: i)
-                case .fixedBody: event = parseFixedBody(count, &i)
-                case .chunkLine: event = parseChunkLine(bytes, count, &i, t)
-                case .chunkData: event = parseChunkData(count, &i)
-                case .chunkDataCR, .chunkDataLF: event = parseChunkDataEnd(bytes, count, &i)
-                case .messageEnd: event = .end
-                }
-                if let event { return finish(event, consumed: i) }
+        let t = ByteClass.pointer
+        var i = 0
+        while true {
+            let step: Step
+            switch state {
+            case .lineStart, .lineStartCR: step = parseLineStart(bytes, count, &i)
+            case .method: step = parseMethod(bytes, count, &i, t)
+            case .targetStart, .target: step = parseTarget(bytes, count, &i, t)
+            case .afterTarget: step = parseAfterTarget(bytes, count, &i)
+            case .version: step = parseVersion(bytes, count, &i)
+            case .afterVersion, .requestLineCR: step = parseRequestLineEnd(bytes, count, &i)
+            case .fieldStart: step = parseFieldStart(bytes, count, &i)
+            case .fieldName: step = parseFieldName(bytes, count, &i, t)
+            case .valueStart: step = parseValueStart(bytes, count, &i, t)
+            case .value: step = parseValue(bytes, count, &i, t)
+            case .fieldCR, .headCR: step = parseFieldLineEnd(bytes, count, &i)
+            case .afterHead: step = startBody(at: i)
+            case .fixedBody: step = parseFixedBody(count, &i)
+            case .chunkLine: step = parseChunkLine(bytes, count, &i, t)
+            case .chunkData: step = parseChunkData(count, &i)
+            case .chunkDataCR, .chunkDataLF: step = parseChunkDataEnd(bytes, count, &i)
+            case .messageEnd: step = .end
+            }
+            switch step {
+            case .proceed:
+                continue
+            case .needMore:
+                base += i
+                return (.needMore, i)
+            case .head:
+                base += i
+                return (.head(head), i)
+            case .body:
+                base += i
+                return (.body(bodyRange), i)
+            case .end:
+                startNextMessage()
+                return (.end, i)
+            case .error:
+                return (.error(failure ?? ParseError(.badRequestLine)), 0)
             }
         }
     }
 
-    /// Records the event's effect on the parser's offsets and state.
-    private mutating func finish(_ event: ParseEvent, consumed: Int) -> (ParseEvent, Int) {
-        switch event {
-        case .error(let error):
-            failure = error
-            return (event, 0)
-        case .end:
-            reset()
-        default:
-            base += consumed
-        }
-        return (event, consumed)
-    }
-
     // MARK: Helpers shared by the state handlers.
 
-    /// The error event for `kind`.
+    /// Records the error `kind` (sticky from now on) and says so.
     @inline(__always)
-    func fail(_ kind: ParseError.Kind) -> ParseEvent { .error(ParseError(kind)) }
+    mutating func fail(_ kind: ParseError.Kind) -> Step {
+        failure = ParseError(kind)
+        return .error
+    }
 
     /// The index in this call's input at which the current limit is reached, at most `count`.
     @inline(__always)

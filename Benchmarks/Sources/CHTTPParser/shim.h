@@ -1,0 +1,2 @@
+// The system http_parser header, found on the default include path (libhttp-parser-dev).
+#include <http_parser.h>
