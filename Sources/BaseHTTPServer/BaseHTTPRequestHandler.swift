@@ -1,0 +1,420 @@
+import HTTPParser
+
+/// Handles the requests of one connection: Python's `BaseHTTPRequestHandler`.
+///
+/// Subclass it and override `doGET()`, `doPOST()`, … (method `FOO` calls `doFOO()`; other
+/// methods call `doMethod(_:)`). One instance serves every request of its connection, in
+/// order; the request attributes are reset before each. Subclasses declare no initializer and
+/// change settings with `override class var`. Everything runs on the server's loop thread.
+open class BaseHTTPRequestHandler {
+    // MARK: Connection attributes
+
+    /// The client's address (`client_address`).
+    public let clientAddress: (host: String, port: Int)
+    /// The server this handler answers for.
+    public unowned let server: HTTPServer
+
+    /// The connection, while it is open; nil once the client is gone (writes are then dropped).
+    var connection: HTTPConnection?
+
+    // MARK: Request attributes (reset before each request)
+
+    var head: RequestHead?
+    /// The request head's bytes; the head's ranges point into them.
+    var headBytes: [UInt8] = []
+    private var methodKind = Method.other
+    private var cachedCommand: String?
+    private var cachedPath: String?
+    private var cachedVersion: String?
+    private var cachedRequestLine: String?
+    private var cachedHeaders: HTTPMessage?
+
+    /// The request method, such as `"GET"`; nil before a request line was parsed.
+    public var command: String? {
+        if cachedCommand == nil, let head { cachedCommand = latin1String(headBytes[head.method]) }
+        return cachedCommand
+    }
+
+    /// The request target, a leading `//` reduced to `/` (as Python 3.12 does).
+    public var path: String {
+        if let cachedPath { return cachedPath }
+        guard let head else { return "" }
+        var path = latin1String(headBytes[head.target])
+        if path.hasPrefix("//") {
+            path = "/" + path.drop { $0 == "/" }
+        }
+        cachedPath = path
+        return path
+    }
+
+    /// The request's version string, such as `"HTTP/1.1"` (`defaultRequestVersion` for HTTP/0.9).
+    public var requestVersion: String {
+        if let cachedVersion { return cachedVersion }
+        let version = head?.version.map { latin1String(headBytes[$0]) }
+            ?? Self.defaultRequestVersion
+        cachedVersion = version
+        return version
+    }
+
+    /// The request line without its line ending (`""` when none was read).
+    public var requestline: String {
+        if let cachedRequestLine { return cachedRequestLine }
+        let line = head.map { latin1String(headBytes[$0.requestLine]) } ?? ""
+        cachedRequestLine = line
+        return line
+    }
+
+    /// The request's header fields.
+    public var headers: HTTPMessage {
+        if let cachedHeaders { return cachedHeaders }
+        let message = head.map { HTTPMessage(head: headBytes, fields: $0.fields) } ?? HTTPMessage()
+        cachedHeaders = message
+        return message
+    }
+
+    /// The request body, already read and decoded (`rfile`).
+    public let rfile = RequestBody()
+    /// Where the response body goes (`wfile`).
+    public private(set) lazy var wfile = ResponseWriter(handler: self)
+
+    /// Whether the connection closes after this response (`close_connection`).
+    public var closeConnection = true
+
+    /// Whether `protocolVersion` is HTTP/1.1 or later (computed once per instance).
+    let protocolIsHTTP11: Bool
+    private var isHTTP09Request = false
+    var isDeferred = false
+    private var cachedVersionString: String?
+
+    /// Creates the handler for a new connection. Subclasses do not override this.
+    public required init(clientAddress: (host: String, port: Int), server: HTTPServer) {
+        self.clientAddress = clientAddress
+        self.server = server
+        protocolIsHTTP11 = Self.protocolVersion >= "HTTP/1.1"
+    }
+
+    // MARK: Class-level settings
+
+    /// The server software name and version (`server_version`).
+    open class var serverVersion: String { "BaseHTTP/0.6" }
+    /// The language runtime's version (`sys_version`).
+    open class var sysVersion: String { "Swift/" + swiftVersion }
+    /// The HTTP version of responses. HTTP/1.1 (the default) keeps connections open; the
+    /// server adds `Content-Length` or chunked framing, so handlers need not.
+    open class var protocolVersion: String { "HTTP/1.1" }
+    /// The version assumed when a request line has none (HTTP/0.9).
+    open class var defaultRequestVersion: String { "HTTP/0.9" }
+    /// The error page, with Python's `%(code)d`, `%(message)s` and `%(explain)s` placeholders.
+    open class var errorMessageFormat: String { defaultErrorMessageFormat }
+    /// The `Content-Type` of error pages.
+    open class var errorContentType: String { "text/html;charset=utf-8" }
+    /// Each status code's short message and explanation.
+    open class var responses: [Int: (String, String)] { HTTPStatus.defaultResponses }
+
+    // MARK: Dispatch. Subclasses override these.
+
+    /// Answers GET. The default answers 501 (through `doMethod(_:)`).
+    open func doGET() throws { try doMethod("GET") }
+    /// Answers HEAD. The default answers 501.
+    open func doHEAD() throws { try doMethod("HEAD") }
+    /// Answers POST. The default answers 501.
+    open func doPOST() throws { try doMethod("POST") }
+    /// Answers PUT. The default answers 501.
+    open func doPUT() throws { try doMethod("PUT") }
+    /// Answers DELETE. The default answers 501.
+    open func doDELETE() throws { try doMethod("DELETE") }
+    /// Answers PATCH. The default answers 501.
+    open func doPATCH() throws { try doMethod("PATCH") }
+    /// Answers OPTIONS. The default answers 501.
+    open func doOPTIONS() throws { try doMethod("OPTIONS") }
+    /// Answers TRACE. The default answers 501.
+    open func doTRACE() throws { try doMethod("TRACE") }
+    /// Answers CONNECT. The default answers 501.
+    open func doCONNECT() throws { try doMethod("CONNECT") }
+
+    /// Answers any method without a `doFOO()` of its own, and the defaults of those. The
+    /// default answers 501 `Unsupported method ('FOO')`, as Python does.
+    open func doMethod(_ command: String) throws {
+        sendError(501, message: "Unsupported method ('\(command)')")
+    }
+
+    /// Decides on `Expect: 100-continue` before the body is read. The default sends
+    /// `100 Continue` and returns true; return false after sending an error to refuse the body
+    /// (the connection then closes). Subclasses may override.
+    open func handleExpect100() -> Bool {
+        sendResponseOnly(100)
+        endHeaders()
+        return true
+    }
+
+    /// Answers later: the handler may return, and write and call `finish()` on the returned
+    /// value afterwards (from a `Timer`, or via `Loop.execute` from another thread). Requests
+    /// pipelined behind this one wait until then. Called on the loop thread, from `doFOO()`.
+    public func deferResponse() -> DeferredResponse {
+        isDeferred = true
+        connection?.didDefer()
+        return DeferredResponse(handler: self)
+    }
+
+    // MARK: Responses. Subclasses may override these.
+
+    /// Sends a status line and the `Server` and `Date` headers, and logs the request
+    /// (`send_response`). Headers are buffered until `endHeaders()`.
+    open func sendResponse(_ code: Int, message: String? = nil) {
+        logRequest(code: code)
+        sendResponseOnly(code, message: message)
+        sendHeader("Server", versionString())
+        sendHeader("Date", dateTimeString())
+    }
+
+    /// Sends only the status line (`send_response_only`), with `message` or the code's phrase.
+    open func sendResponseOnly(_ code: Int, message: String? = nil) {
+        guard !isHTTP09Request, let connection else { return }
+        connection.appendStatusLine(statusLine(code, message ?? Self.responses[code]?.0 ?? ""),
+                                    status: code)
+    }
+
+    /// Buffers a header line (`send_header`). `Connection: close` or `keep-alive` also sets
+    /// `closeConnection`. A name or value with CR, LF or NUL is refused (no header injection):
+    /// nothing is written and `logError` says why.
+    open func sendHeader(_ keyword: String, _ value: String) {
+        guard !isHTTP09Request, let connection else { return }
+        guard isSafeHeaderText(keyword), isSafeHeaderText(value) else {
+            logError("refused header \(keyword.debugDescription): CR, LF or NUL in its name or value")
+            return
+        }
+        connection.appendHeaderLine(name: keyword, value: value)
+        if keyword.count == 10 && keyword.lowercased() == "connection" {
+            switch value.lowercased() {
+            case "close": closeConnection = true
+            case "keep-alive": closeConnection = false
+            default: break
+            }
+        }
+    }
+
+    /// Ends the headers (`end_headers`). The head leaves with the body, once its length is known.
+    open func endHeaders() {
+        guard !isHTTP09Request, let connection else { return }
+        connection.endHead(responseContext, closeConnection: closeConnection)
+    }
+
+    /// Sends the header lines buffered so far, without ending the head (`flush_headers`): for
+    /// handlers that frame their response by hand.
+    open func flushHeaders() {
+        connection?.flushHead()
+    }
+
+    /// Sends a complete error response (`send_error`): status line, `Connection: close`, and
+    /// for codes that have a body (not 1xx, 204, 205, 304, nor for HEAD) an HTML page built
+    /// from `errorMessageFormat` with `message` and `explain` HTML-escaped.
+    open func sendError(_ code: Int, message: String? = nil, explain: String? = nil) {
+        let (short, long) = Self.responses[code] ?? ("???", "???")
+        let message = message ?? short
+        let explain = explain ?? long
+        logError("code \(code), message \(message)")
+        sendResponse(code, message: message)
+        sendHeader("Connection", "close")
+        var body: [UInt8] = []
+        if code >= 200 && code != 204 && code != 205 && code != 304 {
+            body = Array(percentFormat(Self.errorMessageFormat, code: code,
+                                       message: htmlEscape(message, quote: false),
+                                       explain: htmlEscape(explain, quote: false)).utf8)
+            sendHeader("Content-Type", Self.errorContentType)
+            sendHeader("Content-Length", String(body.count))
+        }
+        endHeaders()
+        if command != "HEAD" && !body.isEmpty { wfile.write(body) }
+    }
+
+    // MARK: Logging. Subclasses may override these.
+
+    /// Logs an accepted request (`log_request`): `"request line" code size`.
+    open func logRequest(code: Int? = nil, size: Int? = nil) {
+        logMessage("\"\(requestline)\" \(code.map(String.init) ?? "-") \(size.map(String.init) ?? "-")")
+    }
+
+    /// Logs an error (`log_error`); the default hands it to `logMessage(_:)`.
+    open func logError(_ message: String) {
+        logMessage(message)
+    }
+
+    /// Writes `host - - [date] message` to standard error (`log_message`), with control
+    /// characters escaped so that a client cannot forge log lines.
+    open func logMessage(_ message: String) {
+        writeToStandardError("\(addressString()) - - [\(logDateTimeString())] \(logEscape(message))\n")
+    }
+
+    /// The `Server` header's value: `serverVersion` and `sysVersion` (`version_string`).
+    open func versionString() -> String {
+        if let cachedVersionString { return cachedVersionString }
+        let version = Self.serverVersion + " " + Self.sysVersion
+        cachedVersionString = version
+        return version
+    }
+
+    /// A date for the `Date` header (`date_time_string`): now, or `timestamp` (Unix seconds).
+    open func dateTimeString(_ timestamp: Double? = nil) -> String {
+        guard let timestamp else { return server.currentDate }
+        return HTTPDate.format(Int(timestamp))
+    }
+
+    /// The current local time for log lines (`log_date_time_string`).
+    open func logDateTimeString() -> String {
+        HTTPDate.logFormat(HTTPDate.currentTime())
+    }
+
+    /// The client's address for log lines (`address_string`).
+    open func addressString() -> String {
+        clientAddress.host
+    }
+
+    // MARK: Machinery used by the connection
+
+    /// Resets the request attributes for a new request.
+    func prepare(head: RequestHead, headBytes: [UInt8], body: [UInt8], connection: HTTPConnection) {
+        self.head = head
+        self.headBytes = headBytes
+        methodKind = Method(headBytes[head.method])
+        cachedCommand = nil
+        cachedPath = nil
+        cachedVersion = nil
+        cachedRequestLine = nil
+        cachedHeaders = nil
+        isHTTP09Request = head.isHTTP09
+        isDeferred = false
+        rfile.reset(body)
+        // Python's parse_request: keep-alive for HTTP/1.1, or when asked and allowed.
+        closeConnection = !(head.isHTTP11OrLater && protocolIsHTTP11)
+        if head.connectionClose {
+            closeConnection = true
+        } else if head.connectionKeepAlive && protocolIsHTTP11 && !head.isHTTP09 {
+            closeConnection = false
+        }
+        if server.isShuttingDown { closeConnection = true }
+        connection.beginResponse()
+    }
+
+    /// Resets the request attributes for an error answered before a request was understood.
+    func prepareForError(requestLine: [UInt8], connection: HTTPConnection) {
+        head = nil
+        headBytes = []
+        methodKind = .other
+        cachedCommand = nil
+        cachedPath = nil
+        cachedVersion = nil
+        cachedRequestLine = latin1String(requestLine)
+        cachedHeaders = nil
+        isHTTP09Request = false
+        isDeferred = false
+        rfile.reset([])
+        closeConnection = true
+        connection.beginResponse()
+    }
+
+    /// Calls the `doFOO()` for the request's method.
+    func run() {
+        do {
+            switch methodKind {
+            case .get: try doGET()
+            case .head: try doHEAD()
+            case .post: try doPOST()
+            case .put: try doPUT()
+            case .delete: try doDELETE()
+            case .patch: try doPATCH()
+            case .options: try doOPTIONS()
+            case .trace: try doTRACE()
+            case .connect: try doCONNECT()
+            case .other: try doMethod(command ?? "")
+            }
+        } catch {
+            isDeferred = false
+            connection?.handlerDidThrow(error)
+        }
+    }
+
+    /// What the framing of this response depends on.
+    var responseContext: ResponseContext {
+        ResponseContext(
+            isHEAD: methodKind == .head,
+            isHTTP09: isHTTP09Request,
+            canChunk: (head?.isHTTP11OrLater ?? false) && protocolIsHTTP11,
+            echoKeepAlive: !(head?.isHTTP11OrLater ?? true) && !closeConnection,
+            bufferSize: server.configuration.responseBufferSize)
+    }
+
+    /// Ends the response's framing; logs a response that does not add up.
+    func completeResponse() {
+        guard let connection else { return }
+        if server.isShuttingDown { closeConnection = true }
+        let (close, problem) = connection.completeResponseFraming(responseContext,
+                                                                  closeConnection: closeConnection)
+        closeConnection = close
+        if let problem { logError(problem) }
+    }
+
+    /// The client went away: later writes are dropped and `finish()` does nothing.
+    func connectionDidClose() {
+        isDeferred = false
+    }
+
+    var isHTTP09: Bool { isHTTP09Request }
+}
+
+@available(*, unavailable)
+extension BaseHTTPRequestHandler: Sendable {}
+
+/// The methods with a `doFOO()` of their own.
+private enum Method {
+    case get, head, post, put, delete, patch, options, trace, connect, other
+
+    init(_ name: ArraySlice<UInt8>) {
+        switch name.count {
+        case 3 where name.elementsEqual("GET".utf8): self = .get
+        case 3 where name.elementsEqual("PUT".utf8): self = .put
+        case 4 where name.elementsEqual("HEAD".utf8): self = .head
+        case 4 where name.elementsEqual("POST".utf8): self = .post
+        case 5 where name.elementsEqual("PATCH".utf8): self = .patch
+        case 5 where name.elementsEqual("TRACE".utf8): self = .trace
+        case 6 where name.elementsEqual("DELETE".utf8): self = .delete
+        case 7 where name.elementsEqual("OPTIONS".utf8): self = .options
+        case 7 where name.elementsEqual("CONNECT".utf8): self = .connect
+        default: self = .other
+        }
+    }
+}
+
+/// The compiler's version, for `sysVersion`.
+private var swiftVersion: String {
+    #if compiler(>=6.5)
+    "6.5"
+    #elseif compiler(>=6.4)
+    "6.4"
+    #elseif compiler(>=6.3)
+    "6.3"
+    #elseif compiler(>=6.2)
+    "6.2"
+    #elseif compiler(>=6.1)
+    "6.1"
+    #else
+    "6.0"
+    #endif
+}
+
+/// Python's `DEFAULT_ERROR_MESSAGE`.
+let defaultErrorMessageFormat = """
+    <!DOCTYPE HTML>
+    <html lang="en">
+        <head>
+            <meta charset="utf-8">
+            <title>Error response</title>
+        </head>
+        <body>
+            <h1>Error response</h1>
+            <p>Error code: %(code)d</p>
+            <p>Message: %(message)s.</p>
+            <p>Error code explanation: %(code)s - %(explain)s.</p>
+        </body>
+    </html>
+
+    """

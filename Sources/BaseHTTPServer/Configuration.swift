@@ -1,0 +1,46 @@
+import HTTPParser
+
+extension HTTPServer {
+    /// Limits and timeouts of a server. Set them before `serveForever()`; every connection
+    /// reads them when it needs them.
+    public struct Configuration: Sendable, Equatable {
+        /// The request parser's limits (request line, header fields, chunk lines, trailers).
+        public var parserLimits = ParserLimits()
+
+        /// The largest request body accepted; a larger one gets 413 (instead of `100 Continue`).
+        public var maxBodySize: Int {
+            get { parserLimits.maxBodySize }
+            set { parserLimits.maxBodySize = newValue }
+        }
+
+        /// How long a request head may take from its first byte to its blank line (slowloris:
+        /// trickling bytes does not extend it). Then 408 and close. Seconds; 0 turns it off.
+        public var headTimeout: Double = 30
+        /// How long a request body may make no progress. Then 408 and close.
+        public var bodyTimeout: Double = 60
+        /// How long a keep-alive connection may sit idle between requests before it closes.
+        public var idleTimeout: Double = 60
+        /// How long queued output may make no progress before the connection is closed.
+        public var writeTimeout: Double = 60
+        /// How long `shutdown()` lets in-flight requests finish before closing them.
+        public var shutdownGracePeriod: Double = 5
+
+        /// The most connections open at once; at the cap the server stops accepting (the
+        /// kernel's backlog holds newcomers) and resumes when one closes.
+        public var maxConnections = 100_000
+
+        /// Response bytes held to compute `Content-Length`; a longer body switches to chunked
+        /// encoding (HTTP/1.1) or to closing the connection (HTTP/1.0).
+        public var responseBufferSize = 64 * 1024
+
+        /// Unsent output above which the server stops reading from the connection (and stops
+        /// answering its pipelined requests) until the client has read some.
+        public var outputHighWaterMark = 1 << 20
+
+        /// Unprocessed input (pipelined requests waiting behind a deferred response) above
+        /// which the server stops reading from the connection.
+        public var inputHighWaterMark = 256 * 1024
+
+        public init() {}
+    }
+}

@@ -1,0 +1,44 @@
+import UVLoop
+
+/// A response that a handler finishes after `doFOO()` has returned.
+///
+/// Write the response through the handler as usual, later, on the loop thread (from a `Timer`
+/// or inside `perform(_:)`), then call `finish()`. Requests pipelined behind it wait until
+/// then. If the client has gone meanwhile, writes are dropped and `finish()` does nothing.
+public final class DeferredResponse: @unchecked Sendable {
+    // Sendable because `finish()` and `perform(_:)` hop to the loop thread (checked at run
+    // time with `Loop.isOnLoopThread`) before touching the handler.
+    private let handler: BaseHTTPRequestHandler
+    private let loop: Loop
+    private var finished = false
+
+    init(handler: BaseHTTPRequestHandler) {
+        self.handler = handler
+        loop = handler.server.loop
+    }
+
+    /// Whether the client closed the connection before the response was finished.
+    public var isClientGone: Bool { handler.connection == nil }
+
+    /// Runs `body` with the handler on the loop thread: from any thread, a way to write the
+    /// response. It runs at once when called on the loop thread.
+    public func perform(_ body: @escaping @Sendable (BaseHTTPRequestHandler) -> Void) {
+        guard loop.isOnLoopThread else {
+            loop.execute { self.perform(body) }
+            return
+        }
+        body(handler)
+    }
+
+    /// Ends the response and lets the connection go on. Any thread; twice is harmless.
+    public func finish() {
+        guard loop.isOnLoopThread else {
+            loop.execute { self.finish() }
+            return
+        }
+        guard !finished else { return }
+        finished = true
+        handler.isDeferred = false
+        handler.connection?.deferredResponseDidFinish()
+    }
+}

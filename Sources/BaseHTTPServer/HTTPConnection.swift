@@ -1,0 +1,393 @@
+import HTTPParser
+import UVLoop
+
+/// One client connection: feeds its bytes to the parser, runs its handler for each complete
+/// request in order, writes what the handler produced, and enforces the deadlines and limits.
+///
+/// Everything happens on the loop thread. Reads are parsed straight from the loop's buffer;
+/// only the unfinished head of a request (or input waiting behind a deferred response) is
+/// copied into `pending`.
+final class HTTPConnection: TCPConnectionDelegate {
+    enum Phase {
+        /// Between requests, no byte of the next one seen yet.
+        case idle
+        /// Part of a request head has arrived (the head deadline runs).
+        case head
+        /// The head is complete and the body is arriving (the body deadline runs).
+        case body
+        /// The handler is running.
+        case handling
+        /// The handler returned without finishing; later requests wait.
+        case deferred
+        /// The last response is written (or being written); the connection is closing.
+        case closing
+    }
+
+    unowned let server: HTTPServer
+    let tcp: TCPConnection
+    private(set) var handler: BaseHTTPRequestHandler!
+    private var parser: RequestParser
+    private(set) var phase = Phase.idle
+
+    /// Bytes received but not yet parsed, or the unfinished head of the current request.
+    private var pending: [UInt8] = []
+    /// How much of `pending` the parser has consumed already (it never rescans).
+    private var pendingParsed = 0
+    /// The current request's head bytes and the decoded body, until it is dispatched.
+    private var head: RequestHead?
+    private var headBytes: [UInt8] = []
+    private var body: [UInt8] = []
+
+    /// Output produced since the last write; everything from one read leaves in one write.
+    var output: [UInt8] = []
+    /// Whether output has reached the socket since the current response began.
+    var responseFlushed = false
+    /// Where the current response starts in `output` (to replace it after a handler error).
+    private var responseStart = 0
+    /// Whether `parse` is on the stack (so that nothing re-enters it).
+    private var parsing = false
+    /// The framing state of the response being produced.
+    var response = ResponseState()
+
+    /// Whether reading stopped because unsent output passed the high-water mark.
+    private var outputBlocked = false
+    /// Whether reading stopped because too much input waits to be processed.
+    private var inputBlocked = false
+    private var peerClosed = false
+    /// Loop times (ms) for the deadlines.
+    private var phaseSince: UInt64
+    private var writeProgressAt: UInt64
+    /// This connection's index in the server's list (for O(1) removal).
+    var slot = 0
+
+    init(server: HTTPServer, tcp: TCPConnection) {
+        self.server = server
+        self.tcp = tcp
+        parser = RequestParser(limits: server.configuration.parserLimits)
+        phaseSince = server.loop.now
+        writeProgressAt = phaseSince
+        let address = tcp.remoteAddress
+        handler = server.handlerType.init(clientAddress: (address?.host ?? "", address?.port ?? 0),
+                                          server: server)
+        handler.connection = self
+        tcp.delegate = self
+        tcp.startReading()
+    }
+
+    private var now: UInt64 { server.loop.now }
+
+    // MARK: Input
+
+    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        if phase == .closing { return }  // Lingering after the last response: discard.
+        if pending.isEmpty && !isBlocked {
+            // The common case: parse straight from the loop's read buffer.
+            let (keep, parsed) = parse(bytes, from: 0)
+            if keep < bytes.count {
+                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[keep...]))
+                pendingParsed = parsed
+            }
+        } else {
+            pending.append(contentsOf: bytes)
+            if isBlocked {
+                if pending.count > server.configuration.inputHighWaterMark {
+                    inputBlocked = true
+                    tcp.stopReading()
+                }
+            } else {
+                parsePending()
+            }
+        }
+        flushOutput()
+    }
+
+    func connectionDidReadEOF(_ connection: TCPConnection) {
+        peerClosed = true
+        switch phase {
+        case .handling, .deferred:
+            break  // Answer it; the connection closes afterwards.
+        case .closing:
+            if tcp.queuedBytes == 0 { tcp.close() }
+        case .idle where outputBlocked && !pending.isEmpty:
+            break  // Pipelined requests still to answer once the client reads.
+        case .idle, .head, .body:
+            closeGracefully()
+        }
+    }
+
+    func connection(_ connection: TCPConnection, didFail error: UVError) {
+        // A reset or a failed write: nothing more can be said to this client.
+        tcp.close()
+    }
+
+    func connectionDidWrite(_ connection: TCPConnection) {
+        writeProgressAt = now
+        if outputBlocked && tcp.queuedBytes <= server.configuration.outputHighWaterMark / 2 {
+            outputBlocked = false
+            resumeInput()
+        }
+    }
+
+    func connectionDidClose(_ connection: TCPConnection) {
+        phase = .closing
+        handler.connectionDidClose()
+        handler.connection = nil
+        server.connectionDidClose(self)
+    }
+
+    private var isBlocked: Bool { outputBlocked || phase == .deferred || phase == .handling }
+
+    /// Parses what waits in `pending` (after a deferred response or backpressure ends).
+    private func parsePending() {
+        guard !pending.isEmpty, !isBlocked, phase != .closing else { return }
+        let window = pending
+        pending = []
+        let (keep, parsed) = window.withUnsafeBytes { parse($0, from: pendingParsed) }
+        if keep < window.count {
+            pending = Array(window[keep...])
+        }
+        pendingParsed = parsed
+        if inputBlocked && pending.count <= server.configuration.inputHighWaterMark / 2 {
+            inputBlocked = false
+            tcp.startReading()
+        }
+    }
+
+    private func resumeInput() {
+        guard tcp.isOpen, phase != .closing, !parsing else { return }
+        if !inputBlocked && !peerClosed { tcp.startReading() }
+        parsePending()
+        flushOutput()
+        if peerClosed && phase == .idle && pending.isEmpty { closeGracefully() }
+    }
+
+    /// Runs the parser over `window` from `start`, dispatching each complete request, until it
+    /// needs more bytes or must stop (a deferred response, backpressure, an error).
+    /// - Returns: the offset from which bytes must be kept (the unfinished head, or input not
+    ///   yet parsed) and how many of those kept bytes the parser has already consumed.
+    private func parse(_ window: UnsafeRawBufferPointer, from start: Int) -> (keep: Int, parsed: Int) {
+        var position = start
+        var messageStart = 0
+        parsing = true
+        defer { parsing = false }
+        while !isBlocked && phase != .closing {
+            let input = UnsafeRawBufferPointer(rebasing: window[position...])
+            let (event, consumed) = parser.parse(input)
+            let eventStart = position
+            position += consumed
+            switch event {
+            case .needMore:
+                if phase == .idle && position > messageStart {
+                    phase = .head
+                    phaseSince = now
+                }
+                let keep = phase == .head ? messageStart : position
+                return (keep, position - keep)
+            case .head(let parsedHead):
+                headBytes.removeAll(keepingCapacity: true)
+                headBytes.append(contentsOf: UnsafeRawBufferPointer(
+                    rebasing: window[messageStart..<messageStart + parsedHead.headLength]))
+                head = parsedHead
+                phase = .body
+                phaseSince = now
+                if !checkExpectation(parsedHead) { return (position, 0) }
+            case .body(let range):
+                body.append(contentsOf: UnsafeRawBufferPointer(
+                    rebasing: window[eventStart + range.lowerBound..<eventStart + range.upperBound]))
+                phaseSince = now
+            case .end:
+                messageStart = position
+                dispatch()
+                if output.count >= server.configuration.outputHighWaterMark { flushOutput() }
+            case .error(let error):
+                reject(error, lineFrom: UnsafeRawBufferPointer(rebasing: window[messageStart...]))
+                return (window.count, 0)
+            }
+        }
+        if phase == .closing { return (window.count, 0) }
+        return (messageStart, position - messageStart)
+    }
+
+    // MARK: Requests
+
+    /// Answers `Expect` before the body is read: `100 Continue` through the handler's
+    /// `handleExpect100()`, 417 for an expectation we do not know.
+    private func checkExpectation(_ head: RequestHead) -> Bool {
+        guard head.isHTTP11OrLater, handler.protocolIsHTTP11 else { return true }
+        switch head.expect {
+        case .none:
+            return true
+        case .continue100:
+            handler.prepare(head: head, headBytes: headBytes, body: [], connection: self)
+            if handler.handleExpect100() {
+                response = ResponseState()
+                flushOutput()
+                return true
+            }
+            handler.closeConnection = true  // The body may follow anyway: never parse it.
+            finishResponse()
+            return false
+        case .other:
+            handler.prepare(head: head, headBytes: headBytes, body: [], connection: self)
+            handler.sendError(417)
+            finishResponse()
+            return false
+        }
+    }
+
+    private func dispatch() {
+        guard let head else { return }
+        self.head = nil
+        phase = .handling
+        let requestBody = body
+        body = []
+        handler.prepare(head: head, headBytes: headBytes, body: requestBody, connection: self)
+        handler.run()
+        if phase == .handling { finishResponse() }
+    }
+
+    /// Resets the response state for a new request.
+    func beginResponse() {
+        response = ResponseState()
+        responseStart = output.count
+        responseFlushed = false
+    }
+
+    /// A handler threw: before anything left, its output becomes a 500; after, the
+    /// connection closes (the client sees a truncated response).
+    func handlerDidThrow(_ error: any Error) {
+        handler.logError("error in handler for \(handler.requestline.debugDescription): \(error)")
+        if !responseFlushed {
+            output.removeSubrange(responseStart...)
+            response = ResponseState()
+            handler.sendError(500)
+        } else {
+            response.stage = .raw
+        }
+        handler.closeConnection = true
+        if phase == .deferred { phase = .handling }
+    }
+
+    /// Called when the handler defers its response.
+    func didDefer() {
+        if phase == .handling { phase = .deferred }
+    }
+
+    /// Completes the current response (its framing) and moves on: the next request, or close.
+    func finishResponse() {
+        guard phase != .closing else { return }
+        handler.completeResponse()
+        server.requestDidComplete()
+        if handler.closeConnection || peerClosed || server.isShuttingDown {
+            closeGracefully()
+        } else {
+            phase = .idle
+            phaseSince = now
+        }
+    }
+
+    /// A deferred response finished: write it and carry on with what waited behind it.
+    func deferredResponseDidFinish() {
+        guard phase == .deferred else { return }
+        finishResponse()
+        flushOutput()
+        if phase == .idle { resumeInput() }
+    }
+
+    /// Answers a request the parser refused with its status, then closes.
+    private func reject(_ error: ParseError, lineFrom bytes: UnsafeRawBufferPointer) {
+        var line = bytes.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }.prefix(200)
+        if line.isEmpty { line = bytes.prefix(0) }
+        phase = .handling
+        handler.prepareForError(requestLine: Array(line), connection: self)
+        handler.sendError(error.status, message: String(describing: error.reason))
+        handler.closeConnection = true
+        finishResponse()
+    }
+
+    // MARK: Output
+
+    /// Writes what is buffered. Stops reading when the client is not keeping up.
+    func flushOutput() {
+        guard !output.isEmpty else { return }
+        if tcp.isOpen {
+            if tcp.queuedBytes == 0 { writeProgressAt = now }
+            tcp.write(output)
+            responseFlushed = true
+            if tcp.queuedBytes > server.configuration.outputHighWaterMark && !outputBlocked {
+                outputBlocked = true
+                tcp.stopReading()
+            }
+        }
+        if output.count > 1 << 16 {
+            output = []
+        } else {
+            output.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// Sends what is buffered, half-closes once it has left, and closes when the client has
+    /// closed too (or after a short linger), so that a response is never cut off by a reset.
+    func closeGracefully() {
+        guard tcp.isOpen else { return }
+        flushOutput()
+        phase = .closing
+        phaseSince = now
+        pending = []
+        tcp.shutdown { [tcp, weak self] error in
+            guard let self else { return }
+            if error != nil || self.peerClosed || self.server.isShuttingDown {
+                tcp.close()
+            } else {
+                tcp.startReading()  // Read and discard until the client closes its side.
+            }
+        }
+    }
+
+    /// Closes without a goodbye (deadline passed, shutdown grace period over).
+    func abort() {
+        tcp.close()
+    }
+
+    /// Whether the connection has nothing in flight (for shutdown).
+    var isIdle: Bool { phase == .idle && pending.isEmpty && output.isEmpty }
+
+    // MARK: Deadlines
+
+    /// Enforces the deadline of the current phase; called by the server's one sweep timer.
+    func checkDeadlines(now: UInt64) {
+        let configuration = server.configuration
+        if tcp.queuedBytes > 0, expired(writeProgressAt, configuration.writeTimeout, now) {
+            abort()
+            return
+        }
+        switch phase {
+        case .head where expired(phaseSince, configuration.headTimeout, now),
+             .body where expired(phaseSince, configuration.bodyTimeout, now):
+            timeOut()
+        case .idle where pending.isEmpty && expired(phaseSince, configuration.idleTimeout, now):
+            closeGracefully()
+        case .closing where expired(phaseSince, 2, now):
+            abort()
+        default:
+            break
+        }
+    }
+
+    private func expired(_ since: UInt64, _ seconds: Double, _ now: UInt64) -> Bool {
+        seconds > 0 && now >= since + UInt64(seconds * 1000)
+    }
+
+    private func timeOut() {
+        phase = .handling
+        head = nil
+        body = []
+        handler.prepareForError(requestLine: [], connection: self)
+        handler.sendError(408)
+        handler.closeConnection = true
+        finishResponse()
+    }
+}
+
+@available(*, unavailable)
+extension HTTPConnection: Sendable {}

@@ -1,0 +1,286 @@
+import Glibc
+import UVLoop
+
+/// An HTTP server on one libuv loop: Python's `HTTPServer`.
+///
+/// `init` binds and listens; `serveForever()` runs the loop on the calling thread until
+/// `shutdown()`, which any thread may call. Each connection gets its own instance of the
+/// handler class, which answers its requests in order.
+open class HTTPServer: @unchecked Sendable {
+    // Sendable so that another thread can call `shutdown()`; every other member is used on
+    // the loop thread (`Loop.assertOnLoopThread` checks the entry points).
+
+    /// The loop the server runs on: for timers and `execute(_:)` in handlers.
+    public let loop: Loop
+    /// The handler class instantiated for each connection.
+    public let handlerType: BaseHTTPRequestHandler.Type
+    /// The host name of the bound address (`server_name`).
+    public let serverName: String
+    /// The bound port: the real one when port 0 was asked for (`server_port`).
+    public let serverPort: Int
+    /// The bound address (`server_address`).
+    public let serverAddress: (host: String, port: Int)
+    /// Limits and timeouts; set them before serving.
+    public var configuration = Configuration()
+    /// How long `handleRequest()` waits before calling `handleTimeout()`; nil waits for ever.
+    open var timeout: Double?
+
+    private var listener: TCPListener?
+    private var connections: [HTTPConnection] = []
+    private(set) var isShuttingDown = false
+    private var sweepTimer: Timer?
+    private var graceTimer: Timer?
+    private var completedRequests = 0
+    private var lastAcceptErrorLog = 0
+    private let serving = ServingState()
+    private var cachedDate = ""
+    private var cachedDateSecond = -1
+
+    /// Binds `address` and listens (`server_bind` and `server_activate`).
+    /// - Parameters:
+    ///   - address: the host (`""` for every IPv4 interface, `"::"` for every interface,
+    ///     `"127.0.0.1"`, `"::1"`, …) and the port (0 for any free port).
+    ///   - handler: the handler class; one instance serves each connection.
+    /// - Throws: `UVError`, for example `.addressInUse`.
+    public init(_ address: (host: String, port: Int), _ handler: BaseHTTPRequestHandler.Type) throws {
+        loop = try Loop()
+        handlerType = handler
+        let listener = try TCPListener(loop: loop, host: address.host, port: address.port, backlog: 1024)
+        self.listener = listener
+        serverAddress = (listener.localAddress.host, listener.localAddress.port)
+        serverPort = listener.localAddress.port
+        serverName = HTTPServer.hostName(for: address.host)
+        listener.onConnection = { [unowned self] connection in accept(connection) }
+        listener.onError = { [unowned self] error in acceptDidFail(error) }
+    }
+
+    // MARK: Serving
+
+    /// Serves until `shutdown()` (`serve_forever`), on the calling thread. Returns once every
+    /// connection and handle is closed and the loop itself closed cleanly.
+    /// - Throws: `UVError` when the loop could not be closed (a handle was leaked).
+    public func serveForever() throws {
+        guard serving.begin() else { return }
+        defer { serving.end() }
+        startTimers()
+        if serving.shutdownRequested { beginShutdown() }
+        loop.run()
+        sweepTimer?.close()
+        graceTimer?.close()
+        try loop.close()
+    }
+
+    /// Serves until one more request has been answered (`handle_request`), or until
+    /// `timeout` passes, then calls `handleTimeout()`.
+    public func handleRequest() throws {
+        guard !isShuttingDown else { return }
+        startTimers()
+        let target = completedRequests + 1
+        var timedOut = false
+        let timer = timeout.map { seconds -> Timer in
+            let timer = Timer(loop: loop)
+            timer.start(after: UInt64(max(seconds, 0) * 1000)) { timedOut = true }
+            return timer
+        }
+        while completedRequests < target && !timedOut && !isShuttingDown {
+            loop.runOnce()
+        }
+        timer?.close()
+        if timedOut { handleTimeout() }
+    }
+
+    /// Called when `handleRequest()` times out (`handle_timeout`). Subclasses may override;
+    /// the default does nothing.
+    open func handleTimeout() {}
+
+    /// Stops serving (`shutdown`): stops accepting, closes idle connections at once, lets
+    /// requests in flight finish (their responses carry `Connection: close`) for up to
+    /// `configuration.shutdownGracePeriod`, then closes the rest.
+    ///
+    /// Safe from any thread. From another thread it waits until `serveForever()` has returned;
+    /// from a handler (the loop thread) it returns at once.
+    public func shutdown() {
+        switch serving.requestShutdown(onLoopThread: loop.isOnLoopThread) {
+        case .notServing:
+            break
+        case .onLoopThread:
+            beginShutdown()
+        case .wait:
+            loop.execute { [self] in beginShutdown() }
+            serving.waitUntilStopped()
+        }
+    }
+
+    /// Closes the listening socket and, when not serving, everything else (`server_close`).
+    public func serverClose() {
+        if serving.isServing {
+            shutdown()
+            return
+        }
+        listener?.close()
+        listener = nil
+        try? loop.close()
+    }
+
+    // MARK: Connections
+
+    private func accept(_ tcp: TCPConnection) {
+        let connection = HTTPConnection(server: self, tcp: tcp)
+        connection.slot = connections.count
+        connections.append(connection)
+        if connections.count >= configuration.maxConnections {
+            listener?.pauseAccepting()
+        }
+    }
+
+    private func acceptDidFail(_ error: UVError) {
+        // Out of descriptors: libuv drops the waiting connection so the loop does not spin;
+        // log at most once a second.
+        let now = Int(loop.now / 1000)
+        guard now != lastAcceptErrorLog else { return }
+        lastAcceptErrorLog = now
+        writeToStandardError("HTTPServer: accept failed: \(error)\n")
+    }
+
+    func connectionDidClose(_ connection: HTTPConnection) {
+        let slot = connection.slot
+        let last = connections.removeLast()
+        if slot < connections.count {
+            connections[slot] = last
+            last.slot = slot
+        }
+        if let listener, !listener.isAccepting, !isShuttingDown,
+           connections.count < configuration.maxConnections {
+            listener.resumeAccepting()
+        }
+        if isShuttingDown && connections.isEmpty { loop.stop() }
+    }
+
+    func requestDidComplete() {
+        completedRequests += 1
+    }
+
+    /// The number of open connections.
+    public var connectionCount: Int { connections.count }
+
+    private func beginShutdown() {
+        guard !isShuttingDown else { return }
+        isShuttingDown = true
+        listener?.close()
+        listener = nil
+        for connection in connections where connection.isIdle {
+            connection.closeGracefully()
+        }
+        let grace = Timer(loop: loop)
+        grace.start(after: UInt64(max(configuration.shutdownGracePeriod, 0) * 1000)) { [unowned self] in
+            for connection in connections { connection.abort() }
+        }
+        graceTimer = grace
+        if connections.isEmpty { loop.stop() }
+    }
+
+    // MARK: Timers
+
+    private func startTimers() {
+        guard sweepTimer == nil else { return }
+        let timeouts = [configuration.headTimeout, configuration.bodyTimeout,
+                        configuration.idleTimeout, configuration.writeTimeout].filter { $0 > 0 }
+        let interval = UInt64(min(max((timeouts.min() ?? 1) * 1000 / 4, 10), 1000))
+        let timer = Timer(loop: loop)
+        timer.start(after: interval, repeatEvery: interval) { [unowned self] in sweep() }
+        sweepTimer = timer
+    }
+
+    /// The one timer behind every connection's deadlines.
+    private func sweep() {
+        loop.updateTime()
+        let now = loop.now
+        var index = connections.count
+        while index > 0 {
+            index -= 1
+            if index < connections.count { connections[index].checkDeadlines(now: now) }
+        }
+    }
+
+    /// The `Date` header's value, formatted once a second.
+    var currentDate: String {
+        let second = time(nil)
+        if second != cachedDateSecond {
+            cachedDateSecond = second
+            cachedDate = HTTPDate.format(second)
+        }
+        return cachedDate
+    }
+
+    private static func hostName(for host: String) -> String {
+        switch host {
+        case "", "0.0.0.0", "::":
+            var name = [CChar](repeating: 0, count: 256)
+            guard gethostname(&name, name.count - 1) == 0 else { return host }
+            return String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        case "127.0.0.1", "::1", "localhost":
+            return "localhost"
+        default:
+            return host
+        }
+    }
+}
+
+/// Whether a thread serves, and the handshake that lets `shutdown()` wait for it to stop.
+private final class ServingState: @unchecked Sendable {
+    enum ShutdownAction { case notServing, onLoopThread, wait }
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let stopped = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var serving = false
+    private(set) var shutdownRequested = false
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(stopped, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(stopped)
+        pthread_mutex_destroy(mutex)
+        stopped.deallocate()
+        mutex.deallocate()
+    }
+
+    private func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    var isServing: Bool { locked { serving } }
+
+    func begin() -> Bool {
+        locked {
+            if serving { return false }
+            serving = true
+            return true
+        }
+    }
+
+    func end() {
+        locked {
+            serving = false
+            pthread_cond_broadcast(stopped)
+        }
+    }
+
+    func requestShutdown(onLoopThread: Bool) -> ShutdownAction {
+        locked {
+            shutdownRequested = true
+            if !serving { return .notServing }
+            return onLoopThread ? .onLoopThread : .wait
+        }
+    }
+
+    func waitUntilStopped() {
+        locked {
+            while serving { pthread_cond_wait(stopped, mutex) }
+        }
+    }
+}

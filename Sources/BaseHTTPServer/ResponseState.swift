@@ -1,0 +1,233 @@
+/// How far the current response has got, and how its body is framed on the wire.
+///
+/// Python's handler writes its head into a buffer and its body straight to the socket; here
+/// the head is held until the body's length is known, so that the server can add
+/// `Content-Length` itself, or switch to chunked encoding when the body outgrows the buffer.
+struct ResponseState {
+    enum Stage {
+        /// Nothing sent for this request yet.
+        case none
+        /// A status line (and maybe headers) collected; `endHeaders()` not called yet.
+        case collecting
+        /// Headers ended without a length: the head and body are held to measure the body.
+        case held
+        /// The handler gave `Content-Length` or `Transfer-Encoding` itself: bytes pass through.
+        case passthrough
+        /// The server chose chunked encoding: each write becomes a chunk.
+        case chunked
+        /// The server chose to delimit the body by closing the connection (HTTP/1.0).
+        case untilClose
+        /// The handler wrote bytes outside a head we understand: they pass through and the
+        /// connection closes afterwards.
+        case raw
+    }
+
+    var stage = Stage.none
+    /// The status line and header lines not yet sent.
+    var head: [UInt8] = []
+    var status = 0
+    var declaredLength: Int?
+    var sentTransferEncoding = false
+    var sentConnection = false
+    /// Body bytes held while the length is unknown.
+    var held: [UInt8] = []
+    /// Body bytes the handler wrote (counted even where they are not sent, as for HEAD).
+    var bodyCount = 0
+    /// HEAD, 204 and 304 responses carry no body bytes on the wire.
+    var suppressBody = false
+
+    /// Whether a status with this code never has a body.
+    static func isBodiless(_ status: Int) -> Bool {
+        status < 200 || status == 204 || status == 304
+    }
+}
+
+/// What the response framing needs to know about the request it answers.
+struct ResponseContext {
+    var isHEAD: Bool
+    /// The request line had no version: the response is the body alone.
+    var isHTTP09: Bool
+    /// Chunked encoding can be used: an HTTP/1.1 client and `protocolVersion` HTTP/1.1.
+    var canChunk: Bool
+    /// An HTTP/1.0 client asked to keep the connection open and may: echo `keep-alive`.
+    var echoKeepAlive: Bool
+    var bufferSize: Int
+}
+
+extension HTTPConnection {
+    /// Adds a status line to the head (Python's `send_response_only`).
+    func appendStatusLine(_ line: some Collection<UInt8>, status: Int) {
+        response.head.append(contentsOf: line)
+        response.status = status
+        if response.stage == .none { response.stage = .collecting }
+    }
+
+    /// Adds a header line to the head and notes the fields that decide the framing.
+    func appendHeaderLine(name: String, value: String) {
+        var name = name, value = value
+        name.withUTF8 { response.head.append(contentsOf: $0) }
+        response.head.append(UInt8(ascii: ":"))
+        response.head.append(UInt8(ascii: " "))
+        value.withUTF8 { response.head.append(contentsOf: $0) }
+        response.head.append(UInt8(ascii: "\r"))
+        response.head.append(UInt8(ascii: "\n"))
+        switch name.count {
+        case 10 where name.lowercased() == "connection":
+            response.sentConnection = true
+        case 14 where name.lowercased() == "content-length":
+            response.declaredLength = Int(value.trimmingASCIIWhitespace())
+        case 17 where name.lowercased() == "transfer-encoding":
+            response.sentTransferEncoding = true
+        default:
+            break
+        }
+        if response.stage == .none { response.stage = .collecting }
+    }
+
+    /// Ends the head (Python's `end_headers`): interim (1xx) heads leave at once; a head that
+    /// declares its framing is sent; any other is held until the body's length is known.
+    func endHead(_ context: ResponseContext, closeConnection: Bool) {
+        if response.stage == .collecting && response.status >= 100 && response.status < 200 {
+            output.append(contentsOf: response.head)
+            output.append(contentsOf: crlf)
+            response = ResponseState()
+            return
+        }
+        guard response.stage == .collecting else {
+            // No status line (or a second head): Python writes the lines as they are.
+            output.append(contentsOf: response.head)
+            output.append(contentsOf: crlf)
+            response.head.removeAll()
+            response.stage = .raw
+            return
+        }
+        response.suppressBody = context.isHEAD || ResponseState.isBodiless(response.status)
+        if response.declaredLength != nil || response.sentTransferEncoding {
+            commitHead(context, closeConnection: closeConnection)
+            response.stage = .passthrough
+        } else {
+            response.stage = .held
+        }
+    }
+
+    /// Sends the head as collected so far, without ending it (Python's `flush_headers`): the
+    /// handler is framing the response by hand.
+    func flushHead() {
+        output.append(contentsOf: response.head)
+        response.head.removeAll()
+        if response.stage == .collecting { response.stage = .raw }
+    }
+
+    /// Adds body bytes according to the framing chosen.
+    func appendBody(_ bytes: UnsafeRawBufferPointer, _ context: ResponseContext) -> Bool {
+        switch response.stage {
+        case .none, .collecting, .raw:
+            output.append(contentsOf: bytes)
+            response.stage = .raw
+        case .held:
+            response.bodyCount += bytes.count
+            guard !response.suppressBody else { return false }
+            response.held.append(contentsOf: bytes)
+            if response.held.count > context.bufferSize { return true }
+        case .passthrough:
+            response.bodyCount += bytes.count
+            if !response.suppressBody { output.append(contentsOf: bytes) }
+        case .chunked:
+            response.bodyCount += bytes.count
+            if !response.suppressBody { appendChunk(bytes) }
+        case .untilClose:
+            response.bodyCount += bytes.count
+            output.append(contentsOf: bytes)
+        }
+        return false
+    }
+
+    /// Commits a held response to streaming: chunked for HTTP/1.1 clients, otherwise a body
+    /// delimited by closing the connection. Returns whether the connection must close.
+    func startStreaming(_ context: ResponseContext, closeConnection: Bool) -> Bool {
+        guard response.stage == .held else { return closeConnection }
+        let held = response.held
+        response.held = []
+        if context.canChunk {
+            response.head.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+            commitHead(context, closeConnection: closeConnection)
+            response.stage = .chunked
+            held.withUnsafeBytes { appendChunk($0) }
+            return closeConnection
+        }
+        commitHead(context, closeConnection: true)
+        response.stage = .untilClose
+        output.append(contentsOf: held)
+        return true
+    }
+
+    /// Ends the response: adds `Content-Length` to a held head, or the last chunk. Returns
+    /// whether the connection must close (the framing ends with the connection, or the
+    /// handler's own framing does not add up).
+    func completeResponseFraming(_ context: ResponseContext, closeConnection: Bool) -> (close: Bool, problem: String?) {
+        var close = closeConnection
+        var problem: String?
+        switch response.stage {
+        case .none:
+            close = true
+            if !context.isHTTP09 { problem = "the handler sent no response" }
+        case .collecting:
+            endHead(context, closeConnection: close)
+            return completeResponseFraming(context, closeConnection: close)
+        case .held:
+            let status = response.status
+            if !ResponseState.isBodiless(status) && !(context.isHEAD && response.bodyCount == 0) {
+                response.head.append(contentsOf: "Content-Length: ".utf8)
+                response.head.append(contentsOf: String(response.bodyCount).utf8)
+                response.head.append(contentsOf: crlf)
+            }
+            commitHead(context, closeConnection: close)
+            output.append(contentsOf: response.held)
+        case .passthrough:
+            if let declared = response.declaredLength, !response.suppressBody,
+               declared != response.bodyCount {
+                close = true
+                problem = "Content-Length \(declared) but \(response.bodyCount) body bytes written"
+            }
+        case .chunked:
+            output.append(contentsOf: "0\r\n\r\n".utf8)
+        case .untilClose, .raw:
+            close = true
+        }
+        response = ResponseState()
+        return (close, problem)
+    }
+
+    private func commitHead(_ context: ResponseContext, closeConnection: Bool) {
+        output.append(contentsOf: response.head)
+        if !response.sentConnection {
+            if closeConnection {
+                output.append(contentsOf: "Connection: close\r\n".utf8)
+            } else if context.echoKeepAlive {
+                output.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+            }
+        }
+        output.append(contentsOf: crlf)
+        response.head.removeAll()
+    }
+
+    private func appendChunk(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        output.append(contentsOf: String(bytes.count, radix: 16).utf8)
+        output.append(contentsOf: crlf)
+        output.append(contentsOf: bytes)
+        output.append(contentsOf: crlf)
+    }
+}
+
+private let crlf: [UInt8] = [13, 10]
+
+extension StringProtocol {
+    /// The string without leading and trailing spaces and tabs.
+    func trimmingASCIIWhitespace() -> Substring {
+        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        guard let start = firstIndex(where: { !isSpace($0) }) else { return Substring() }
+        let end = lastIndex(where: { !isSpace($0) })!
+        return Substring(self[start...end])
+    }
+}
