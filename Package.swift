@@ -22,6 +22,8 @@ let package = Package(
         .target(name: "HTTPParser"),
         .target(name: "BaseHTTPServer", dependencies: ["UVLoop", "HTTPParser"]),
         .executableTarget(name: "http-server", dependencies: ["BaseHTTPServer"]),
+        // The handler Scripts/bench measures: "Hello, World!" through BaseHTTPRequestHandler.
+        .executableTarget(name: "bench-server", dependencies: ["BaseHTTPServer"]),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop"]),
         .testTarget(name: "HTTPParserTests", dependencies: ["HTTPParser"]),
         .testTarget(name: "BaseHTTPServerTests", dependencies: ["BaseHTTPServer", "UVLoop"]),

@@ -60,6 +60,13 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// This connection's index in the server's list (for O(1) removal).
     var slot = 0
 
+    /// Called on the loop thread when queued output has drained to half the high-water mark
+    /// or below, for a body produced piece by piece (a large file) under backpressure. Set by
+    /// the producer, which clears it when done; cleared when the connection closes.
+    var onDrain: (() -> Void)?
+    /// Called once if the connection closes while `onDrain` is set (the producer stops).
+    var onAbandon: (() -> Void)?
+
     init(server: HTTPServer, tcp: TCPConnection) {
         self.server = server
         self.tcp = tcp
@@ -122,6 +129,9 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     func connectionDidWrite(_ connection: TCPConnection) {
         writeProgressAt = now
+        if let onDrain, tcp.queuedBytes <= server.configuration.outputHighWaterMark / 2 {
+            onDrain()
+        }
         if outputBlocked && tcp.queuedBytes <= server.configuration.outputHighWaterMark / 2 {
             outputBlocked = false
             resumeInput()
@@ -130,6 +140,11 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     func connectionDidClose(_ connection: TCPConnection) {
         phase = .closing
+        onDrain = nil
+        if let onAbandon {
+            self.onAbandon = nil
+            onAbandon()
+        }
         handler.connectionDidClose()
         handler.connection = nil
         server.connectionDidClose(self)
