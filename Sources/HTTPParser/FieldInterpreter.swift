@@ -40,6 +40,7 @@ struct FieldInterpreter: Sendable {
     private var host = HostValidator()
 
     /// Prepares for the value of a field of `kind`.
+    @inline(__always)
     mutating func beginValue(_ kind: FieldKind) {
         switch kind {
         case .host:
@@ -60,6 +61,7 @@ struct FieldInterpreter: Sendable {
     }
 
     /// Interprets the next `count` bytes of the current value; returns the error they prove.
+    @inline(__always)
     mutating func feed(
         _ kind: FieldKind, _ bytes: UnsafePointer<UInt8>, _ count: Int, _ table: UnsafePointer<UInt8>
     ) -> ParseError.Kind? {
@@ -88,6 +90,7 @@ struct FieldInterpreter: Sendable {
     }
 
     /// Concludes the current value at its line end; returns the error it proves.
+    @inline(__always)
     mutating func finishValue(_ kind: FieldKind) -> ParseError.Kind? {
         switch kind {
         case .host:

@@ -17,22 +17,29 @@ struct HostValidator: Sendable {
 
     /// Checks the next `count` bytes; returns false once the value can no longer be valid.
     /// Trailing SP/HTAB are accepted (the field value's OWS), anything after them is not.
+    @inline(__always)
     mutating func feed(_ bytes: UnsafePointer<UInt8>, _ count: Int, _ table: UnsafePointer<UInt8>)
         -> Bool
     {
-        for k in 0..<count {
+        var k = 0
+        while k < count {
+            // The common runs first, in tight loops: reg-name characters, then port digits.
+            if phase == .start || phase == .regName {
+                let runStart = k
+                k = ByteClass.span(bytes, from: k, to: count, table, ByteClass.regName)
+                if k > runStart {
+                    phase = .regName
+                    hostLength += k - runStart
+                    if k == count { break }
+                }
+            } else if phase == .port {
+                let runStart = k
+                while k < count && bytes[k] &- ASCII.zero < 10 { k += 1 }
+                portDigits += k - runStart
+                if k == count { break }
+            }
             let byte = bytes[k]
             let classes = table[Int(byte)]
-            // The common bytes first: reg-name characters, then port digits.
-            if classes & ByteClass.regName != 0 && phase.rawValue <= Phase.regName.rawValue {
-                phase = .regName
-                hostLength += 1
-                continue
-            }
-            if phase == .port && byte &- ASCII.zero < 10 {
-                portDigits += 1
-                continue
-            }
             if classes & ByteClass.whitespace != 0 {
                 switch phase {
                 case .percent1, .percent2, .literal: phase = .invalid
@@ -43,6 +50,7 @@ struct HostValidator: Sendable {
                 step(byte, classes)
             }
             if phase == .invalid { return false }
+            k += 1
         }
         return true
     }

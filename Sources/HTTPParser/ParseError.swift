@@ -1,6 +1,6 @@
 /// Why a request was rejected, with the status code the server should answer.
 ///
-/// Two errors are equal when their ``kind`` is; the status and reason follow from it.
+/// The status and reason follow from the ``kind``, so errors compare by kind.
 public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The precise fault. Several kinds share a status; the kind lets tests and logs tell them
     /// apart.
@@ -19,20 +19,15 @@ public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
         case badChunkLineEnd, badChunkDataEnd, trailerSectionTooLarge
     }
 
-    /// The precise fault.
+    /// The precise fault; the only stored value, so an error is one byte.
     public var kind: Kind
     /// The HTTP status the fault implies: 400, 413, 414, 431, 501 or 505.
-    public var status: Int
+    public var status: Int { Self.statusAndReason(of: kind).0 }
     /// A short English reason for the error page and the log, e.g. "Bad request version".
-    public var reason: StaticString
+    public var reason: StaticString { Self.statusAndReason(of: kind).1 }
 
-    /// Creates the error for `kind`, deriving its status and reason.
-    public init(_ kind: Kind) {
-        self.kind = kind
-        (status, reason) = Self.statusAndReason(of: kind)
-    }
-
-    public static func == (lhs: ParseError, rhs: ParseError) -> Bool { lhs.kind == rhs.kind }
+    /// Creates the error for `kind`.
+    public init(_ kind: Kind) { self.kind = kind }
 
     public var description: String { "\(status) \(reason) (\(kind))" }
 

@@ -38,59 +38,168 @@ public enum ExpectValue: Sendable, Equatable {
 /// Every range is a byte offset counted from the first byte fed to the parser after the
 /// previous message ended (or after `init`/`reset`). Empty lines before the request line are
 /// skipped but still counted, so `requestLine.lowerBound` can be above zero.
+///
+/// A head is one reference to copy-on-write storage, so handing it out in a ``ParseEvent``
+/// costs a retain rather than a copy of a dozen fields, and the parser reuses the storage for
+/// the next request once the caller has dropped the head.
 public struct RequestHead: Sendable, Equatable {
-    /// The whole request line, without its line ending (trailing whitespace kept, as Python
-    /// keeps it in `requestline`).
-    public var requestLine: Range<Int> = 0..<0
-    /// The method token, e.g. `GET`.
-    public var method: Range<Int> = 0..<0
-    /// The request target, e.g. `/index.html`.
-    public var target: Range<Int> = 0..<0
-    /// The protocol version, e.g. `HTTP/1.1`; `nil` for an HTTP/0.9 request.
-    public var version: Range<Int>? = nil
-    /// The major version number; 0 for HTTP/0.9.
-    public var versionMajor: Int = 0
-    /// The minor version number; 9 for HTTP/0.9.
-    public var versionMinor: Int = 9
-    /// The field lines in the order received, repeats kept.
-    public var fields: [HeaderField] = []
-    /// How the body is delimited.
-    public var framing: BodyFraming = .none
-    /// Whether any `Connection` field lists the `close` option (any case).
-    public var connectionClose: Bool = false
-    /// Whether any `Connection` field lists the `keep-alive` option (any case).
-    public var connectionKeepAlive: Bool = false
-    /// What the `Expect` field asks for.
-    public var expect: ExpectValue = .none
-    /// The bytes from offset 0 through the empty line that ends the head (for HTTP/0.9, through
-    /// the request line's line ending).
-    public var headLength: Int = 0
+    /// The values behind a head. Only the parser writes it in place, and only after
+    /// ``prepareForNextMessage()`` made it unique; every public setter copies it first when it
+    /// is shared. That run-time uniqueness check is what makes sharing it across threads sound.
+    /// The same check rules out overlapping accesses, so the properties skip the dynamic
+    /// exclusivity bookkeeping (a thread-local access set), which cost more than the parsing.
+    final class Storage: @unchecked Sendable {
+        @exclusivity(unchecked) var requestLine: Range<Int> = 0..<0
+        @exclusivity(unchecked) var method: Range<Int> = 0..<0
+        @exclusivity(unchecked) var target: Range<Int> = 0..<0
+        @exclusivity(unchecked) var version: Range<Int>? = nil
+        @exclusivity(unchecked) var versionMajor = 0
+        @exclusivity(unchecked) var versionMinor = 9
+        @exclusivity(unchecked) var fields: [HeaderField] = []
+        @exclusivity(unchecked) var framing = BodyFraming.none
+        @exclusivity(unchecked) var connectionClose = false
+        @exclusivity(unchecked) var connectionKeepAlive = false
+        @exclusivity(unchecked) var expect = ExpectValue.none
+        @exclusivity(unchecked) var headLength = 0
+
+        init() { fields.reserveCapacity(16) }
+
+        /// A copy of `other`, for copy-on-write.
+        init(copying other: Storage) {
+            requestLine = other.requestLine
+            method = other.method
+            target = other.target
+            version = other.version
+            versionMajor = other.versionMajor
+            versionMinor = other.versionMinor
+            fields = other.fields
+            framing = other.framing
+            connectionClose = other.connectionClose
+            connectionKeepAlive = other.connectionKeepAlive
+            expect = other.expect
+            headLength = other.headLength
+        }
+    }
+
+    /// The values; the parser writes through this reference directly.
+    private(set) var storage: Storage
 
     /// Creates an empty head; the parser fills it in.
-    public init() {}
+    public init() { storage = Storage() }
+
+    /// Makes the storage unique before a public setter writes to it.
+    private mutating func makeUnique() {
+        if !isKnownUniquelyReferenced(&storage) { storage = Storage(copying: storage) }
+    }
+
+    /// The whole request line, without its line ending (trailing whitespace kept, as Python
+    /// keeps it in `requestline`).
+    public var requestLine: Range<Int> {
+        get { storage.requestLine }
+        set { makeUnique(); storage.requestLine = newValue }
+    }
+    /// The method token, e.g. `GET`.
+    public var method: Range<Int> {
+        get { storage.method }
+        set { makeUnique(); storage.method = newValue }
+    }
+    /// The request target, e.g. `/index.html`.
+    public var target: Range<Int> {
+        get { storage.target }
+        set { makeUnique(); storage.target = newValue }
+    }
+    /// The protocol version, e.g. `HTTP/1.1`; `nil` for an HTTP/0.9 request.
+    public var version: Range<Int>? {
+        get { storage.version }
+        set { makeUnique(); storage.version = newValue }
+    }
+    /// The major version number; 0 for HTTP/0.9.
+    public var versionMajor: Int {
+        get { storage.versionMajor }
+        set { makeUnique(); storage.versionMajor = newValue }
+    }
+    /// The minor version number; 9 for HTTP/0.9.
+    public var versionMinor: Int {
+        get { storage.versionMinor }
+        set { makeUnique(); storage.versionMinor = newValue }
+    }
+    /// The field lines in the order received, repeats kept.
+    public var fields: [HeaderField] {
+        get { storage.fields }
+        set { makeUnique(); storage.fields = newValue }
+    }
+    /// How the body is delimited.
+    public var framing: BodyFraming {
+        get { storage.framing }
+        set { makeUnique(); storage.framing = newValue }
+    }
+    /// Whether any `Connection` field lists the `close` option (any case).
+    public var connectionClose: Bool {
+        get { storage.connectionClose }
+        set { makeUnique(); storage.connectionClose = newValue }
+    }
+    /// Whether any `Connection` field lists the `keep-alive` option (any case).
+    public var connectionKeepAlive: Bool {
+        get { storage.connectionKeepAlive }
+        set { makeUnique(); storage.connectionKeepAlive = newValue }
+    }
+    /// What the `Expect` field asks for.
+    public var expect: ExpectValue {
+        get { storage.expect }
+        set { makeUnique(); storage.expect = newValue }
+    }
+    /// The bytes from offset 0 through the empty line that ends the head (for HTTP/0.9, through
+    /// the request line's line ending).
+    public var headLength: Int {
+        get { storage.headLength }
+        set { makeUnique(); storage.headLength = newValue }
+    }
 
     /// Whether this is a two-word HTTP/0.9 request (`GET /path`), which has no version,
     /// no fields, and is answered without a status line.
-    public var isHTTP09: Bool { version == nil }
+    public var isHTTP09: Bool { storage.version == nil }
 
     /// Whether the version is HTTP/1.1 or a later 1.x, where persistence is the default and
     /// `Host` is required.
-    public var isHTTP11OrLater: Bool { versionMajor == 1 && versionMinor >= 1 }
+    public var isHTTP11OrLater: Bool { storage.versionMajor == 1 && storage.versionMinor >= 1 }
 
-    /// Clears the head for the next message, keeping the field array's storage when no one
-    /// else holds it (so a caller that drops each head costs no allocation per request).
-    mutating func clear() {
-        requestLine = 0..<0
-        method = 0..<0
-        target = 0..<0
-        version = nil
-        versionMajor = 0
-        versionMinor = 9
-        fields.removeAll(keepingCapacity: true)
-        framing = .none
-        connectionClose = false
-        connectionKeepAlive = false
-        expect = .none
-        headLength = 0
+    public static func == (lhs: RequestHead, rhs: RequestHead) -> Bool {
+        let (l, r) = (lhs.storage, rhs.storage)
+        return l === r
+            || (l.requestLine == r.requestLine && l.method == r.method && l.target == r.target
+                && l.version == r.version && l.versionMajor == r.versionMajor
+                && l.versionMinor == r.versionMinor && l.fields == r.fields
+                && l.framing == r.framing && l.connectionClose == r.connectionClose
+                && l.connectionKeepAlive == r.connectionKeepAlive && l.expect == r.expect
+                && l.headLength == r.headLength)
+    }
+
+    /// Readies the head for the parser's next message: the same storage, emptied, when no one
+    /// else holds it (so a caller that drops each head costs no allocation per request), else
+    /// fresh storage.
+    mutating func prepareForNextMessage() {
+        guard isKnownUniquelyReferenced(&storage) else {
+            storage = Storage()
+            return
+        }
+        let s = storage
+        s.requestLine = 0..<0
+        s.method = 0..<0
+        s.target = 0..<0
+        s.version = nil
+        s.versionMajor = 0
+        s.versionMinor = 9
+        // A few `removeLast()` calls cost less than the general `removeAll(keepingCapacity:)`,
+        // and both keep the array's storage.
+        if s.fields.count <= 8 {
+            while !s.fields.isEmpty { s.fields.removeLast() }
+        } else {
+            s.fields.removeAll(keepingCapacity: true)
+        }
+        s.framing = .none
+        s.connectionClose = false
+        s.connectionKeepAlive = false
+        s.expect = .none
+        s.headLength = 0
     }
 }

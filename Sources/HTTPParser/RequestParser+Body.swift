@@ -10,6 +10,7 @@ enum ChunkPhase: UInt8, Sendable {
 /// The body: `Content-Length` bytes passed through, or a chunked body decoded in place.
 extension RequestParser {
     /// Chooses the body states for the head just handed out.
+    @inline(__always)
     mutating func startBody(at i: Int) -> Step {
         switch head.framing {
         case .none, .contentLength(0):
@@ -24,6 +25,7 @@ extension RequestParser {
     }
 
     /// Passes through as much of the declared length as this input holds.
+    @inline(__always)
     mutating func parseFixedBody(_ n: Int, _ i: inout Int) -> Step {
         guard i < n else { return .needMore }
         let take = min(remaining, n - i)
@@ -36,6 +38,7 @@ extension RequestParser {
     }
 
     /// Passes through as much of the current chunk's data as this input holds.
+    @inline(__always)
     mutating func parseChunkData(_ n: Int, _ i: inout Int) -> Step {
         guard i < n else { return .needMore }
         let take = min(remaining, n - i)
@@ -48,6 +51,7 @@ extension RequestParser {
     }
 
     /// The CRLF that must follow chunk data exactly; anything else is a smuggling attempt.
+    @inline(__always)
     mutating func parseChunkDataEnd(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int)
         -> Step
     {
@@ -74,6 +78,7 @@ extension RequestParser {
     }
 
     /// The chunk-size line, one byte at a time (it is short); it must end with CRLF exactly.
+    @inline(__always)
     mutating func parseChunkLine(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
     ) -> Step {

@@ -3,7 +3,46 @@
 /// The same states parse a chunked body's trailer section; there the lines are checked by the
 /// same rules, must end with CRLF, and are then discarded.
 extension RequestParser {
+    /// Runs the field-line states back to back, line after line, while input lasts: each
+    /// state's handler falls through to the next one's without going back to the dispatcher,
+    /// and the input index stays in a register.
+    mutating func parseFieldLines(
+        _ p: UnsafePointer<UInt8>, _ n: Int, _ index: inout Int, _ t: UnsafePointer<UInt8>
+    ) -> Step {
+        var i = index
+        defer { index = i }
+        var step = Step.proceed
+        while true {
+            switch state {
+            case .fieldStart:
+                step = parseFieldStart(p, n, &i)
+                guard step == .proceed else { return step }
+                if state != .fieldName { continue }
+                fallthrough
+            case .fieldName:
+                step = parseFieldName(p, n, &i, t)
+                guard step == .proceed else { return step }
+                fallthrough
+            case .valueStart:
+                step = parseValueStart(p, n, &i, t)
+                guard step == .proceed else { return step }
+                fallthrough
+            case .value:
+                step = parseValue(p, n, &i, t)
+                guard step == .proceed else { return step }
+                if state != .fieldCR { continue }
+                fallthrough
+            case .fieldCR, .headCR:
+                step = parseFieldLineEnd(p, n, &i)
+                guard step == .proceed else { return step }
+            default:
+                return .proceed
+            }
+        }
+    }
+
     /// The first byte of a line: a field name, or the empty line that ends the section.
+    @inline(__always)
     mutating func parseFieldStart(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         guard i < n else { return .needMore }
         let byte = p[i]
@@ -32,12 +71,13 @@ extension RequestParser {
     }
 
     /// The field name: a token ended by the colon, with no whitespace before it.
+    @inline(__always)
     mutating func parseFieldName(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
     ) -> Step {
         let start = i
         let end = stopIndex(n)
-        while i < end && t[Int(p[i])] & ByteClass.token != 0 { i += 1 }
+        i = ByteClass.span(p, from: i, to: end, t, ByteClass.token)
         if i == n {
             if !inTrailers { tokenPrefix.append(p + start, i - start) }
             return .needMore
@@ -65,6 +105,7 @@ extension RequestParser {
     }
 
     /// The optional whitespace between the colon and the value.
+    @inline(__always)
     mutating func parseValueStart(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
     ) -> Step {
@@ -81,12 +122,13 @@ extension RequestParser {
 
     /// The value up to the line end. Trailing whitespace is found by looking back over only
     /// the bytes of this call, so each byte is visited at most twice however the value is split.
+    @inline(__always)
     mutating func parseValue(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
     ) -> Step {
         let start = i
         let end = stopIndex(n)
-        while i < end && t[Int(p[i])] & ByteClass.fieldValue != 0 { i += 1 }
+        i = ByteClass.span(p, from: i, to: end, t, ByteClass.fieldValue, allAbove: 0x20)
         var last = i
         while last > start && t[Int(p[last - 1])] & ByteClass.whitespace != 0 { last -= 1 }
         if last > start { valueEnd = base + last }
@@ -109,6 +151,7 @@ extension RequestParser {
     }
 
     /// The LF after a CR that ended a field line or the section.
+    @inline(__always)
     mutating func parseFieldLineEnd(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int)
         -> Step
     {
@@ -120,13 +163,14 @@ extension RequestParser {
     }
 
     /// Stores the field that ended at `offset` and concludes its value.
+    @inline(__always)
     private mutating func endFieldLine(at offset: Int) -> Step {
         if offset - sectionStart > sectionLimit {
             return fail(inTrailers ? .trailerSectionTooLarge : .headerSectionTooLarge)
         }
         state = .fieldStart
         if inTrailers { return .proceed }
-        head.fields.append(HeaderField(name: nameStart..<nameEnd, value: valueStart..<valueEnd))
+        head.storage.fields.append(HeaderField(name: nameStart..<nameEnd, value: valueStart..<valueEnd))
         if fieldKind != .other, let failure = interpreter.finishValue(fieldKind) {
             return fail(failure)
         }
@@ -134,8 +178,9 @@ extension RequestParser {
     }
 
     /// Applies the head-wide rules (RFC 9112 §3.2, §6.1, §6.3) and hands out the head.
-    private mutating func completeHead(at offset: Int) -> Step {
-        head.headLength = offset
+    @inline(__always)
+    mutating func completeHead(at offset: Int) -> Step {
+        head.storage.headLength = offset
         let fields = interpreter
         if head.isHTTP11OrLater && fields.hostCount == 0 { return fail(.missingHost) }
         if fields.hostCount > 1 { return fail(.multipleHost) }
@@ -144,14 +189,14 @@ extension RequestParser {
             if !head.isHTTP11OrLater { return fail(.transferEncodingInHTTP10) }
             if fields.hasOtherCoding { return fail(.unsupportedTransferCoding) }
             if !fields.isChunked { return fail(.badTransferEncoding) }
-            head.framing = .chunked
+            head.storage.framing = .chunked
         } else if fields.contentLength >= 0 {
             if fields.contentLength > limits.maxBodySize { return fail(.bodyTooLarge) }
-            head.framing = .contentLength(fields.contentLength)
+            head.storage.framing = .contentLength(fields.contentLength)
         }
-        head.connectionClose = fields.connectionClose
-        head.connectionKeepAlive = fields.connectionKeepAlive
-        head.expect = fields.expect
+        head.storage.connectionClose = fields.connectionClose
+        head.storage.connectionKeepAlive = fields.connectionKeepAlive
+        head.storage.expect = fields.expect
         state = .afterHead
         return .head
     }

@@ -13,10 +13,50 @@ enum TargetForm: UInt8, Sendable {
 /// The request line: `method SP request-target SP HTTP-version`, or HTTP/0.9's `GET /path`.
 extension RequestParser {
     /// `HTTP/1.1` and `HTTP/1.0` as little-endian words, for the common-case fast path.
-    private static let http11Word: UInt64 = 0x312E_312F_5054_5448
-    private static let http10Word: UInt64 = 0x302E_312F_5054_5448
+    static let http11Word: UInt64 = 0x312E_312F_5054_5448
+    static let http10Word: UInt64 = 0x302E_312F_5054_5448
+
+    /// Runs the request-line states back to back while input lasts: each state's handler
+    /// falls through to the next one's without going back to the dispatcher, and the input
+    /// index stays in a register.
+    mutating func parseRequestLine(
+        _ p: UnsafePointer<UInt8>, _ n: Int, _ index: inout Int, _ t: UnsafePointer<UInt8>
+    ) -> Step {
+        var i = index
+        defer { index = i }
+        var step = Step.proceed
+        switch state {
+        case .lineStart, .lineStartCR:
+            step = parseLineStart(p, n, &i)
+            guard step == .proceed else { return step }
+            fallthrough
+        case .method:
+            step = parseMethod(p, n, &i, t)
+            guard step == .proceed else { return step }
+            fallthrough
+        case .targetStart, .target:
+            step = parseTarget(p, n, &i, t)
+            guard step == .proceed else { return step }
+            fallthrough
+        case .afterTarget:
+            step = parseAfterTarget(p, n, &i)
+            guard step == .proceed && state == .version else { return step }
+            fallthrough
+        case .version:
+            step = parseVersion(p, n, &i)
+            guard step == .proceed else { return step }
+            fallthrough
+        case .afterVersion, .requestLineCR:
+            step = parseRequestLineEnd(p, n, &i)
+            guard step == .proceed && state == .requestLineCR else { return step }
+            return parseRequestLineEnd(p, n, &i)
+        default:
+            return .proceed
+        }
+    }
 
     /// Skips the empty lines a client may send before the request line (RFC 9112 §2.2).
+    @inline(__always)
     mutating func parseLineStart(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         while i < n {
             let byte = p[i]
@@ -27,7 +67,7 @@ extension RequestParser {
                 state = .lineStartCR
             } else if byte != ASCII.lf {
                 lineStart = base + i
-                head.requestLine = lineStart..<lineStart
+                head.storage.requestLine = lineStart..<lineStart
                 limitLine(from: lineStart, length: limits.maxRequestLineLength, .requestLineTooLong)
                 tokenPrefix.removeAll()
                 state = .method
@@ -40,12 +80,13 @@ extension RequestParser {
     }
 
     /// The method: a token ended by exactly one SP.
+    @inline(__always)
     mutating func parseMethod(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
     ) -> Step {
         let start = i
         let end = stopIndex(n)
-        while i < end && t[Int(p[i])] & ByteClass.token != 0 { i += 1 }
+        i = ByteClass.span(p, from: i, to: end, t, ByteClass.token)
         if i == n {
             tokenPrefix.append(p + start, i - start)
             return .needMore
@@ -65,13 +106,14 @@ extension RequestParser {
             tokenPrefix.append(p + start, i - start)
             method = tokenPrefix.withBytes(or: .other, KnownMethod.classify)
         }
-        head.method = lineStart..<base + i
+        head.storage.method = lineStart..<base + i
         i += 1
         state = .targetStart
         return .proceed
     }
 
     /// The request target; its first byte decides the form, which must suit the method.
+    @inline(__always)
     mutating func parseTarget(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
     ) -> Step {
@@ -91,13 +133,13 @@ extension RequestParser {
             }
             if (method == .connect) != (targetForm == .authority) { return fail(.badTarget) }
             if targetForm == .asterisk && method != .options { return fail(.badTarget) }
-            head.target = base + i..<base + i
+            head.storage.target = base + i..<base + i
             targetPhase = 0
             connectTarget = HostValidator()
             state = .target
         }
         let start = i
-        while i < end && t[Int(p[i])] & ByteClass.target != 0 { i += 1 }
+        i = ByteClass.span(p, from: i, to: end, t, ByteClass.target, allAbove: 0x21)
         if targetForm != .origin && !checkTargetForm(p + start, i - start, t) {
             return fail(.badTarget)
         }
@@ -107,7 +149,7 @@ extension RequestParser {
         guard t[Int(byte)] & ByteClass.whitespace != 0 || byte == ASCII.cr || byte == ASCII.lf
         else { return fail(.badTarget) }
         guard targetFormIsComplete else { return fail(.badTarget) }
-        head.target = head.target.lowerBound..<base + i
+        head.storage.target = head.storage.target.lowerBound..<base + i
         spaceRun = 0
         spaceRunIsOneSP = true
         state = .afterTarget
@@ -160,6 +202,7 @@ extension RequestParser {
 
     /// The separator after the target: one SP before the version, or (HTTP/0.9, or trailing
     /// whitespace) the line end.
+    @inline(__always)
     mutating func parseAfterTarget(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         let end = stopIndex(n)
         while i < end {
@@ -180,9 +223,9 @@ extension RequestParser {
         }
         if i == end { return fail(stopFailure) }
         guard spaceRun == 1 && spaceRunIsOneSP else { return fail(.badRequestLine) }
-        head.version = nil
-        head.versionMajor = 0
-        head.versionMinor = 0
+        head.storage.version = nil
+        head.storage.versionMajor = 0
+        head.storage.versionMinor = 0
         versionPhase = 0
         versionDigits = 0
         nameStart = base + i  // where the version begins
@@ -191,13 +234,14 @@ extension RequestParser {
     }
 
     /// `HTTP/` 1*10DIGIT `.` 1*10DIGIT, the limits Python applies.
+    @inline(__always)
     mutating func parseVersion(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         let end = stopIndex(n)
         if versionPhase == 0 && end - i >= 8 {
             let word = UInt64(littleEndian: UnsafeRawPointer(p + i).loadUnaligned(as: UInt64.self))
             if word == Self.http11Word || word == Self.http10Word {
-                head.versionMajor = 1
-                head.versionMinor = word == Self.http11Word ? 1 : 0
+                head.storage.versionMajor = 1
+                head.storage.versionMinor = word == Self.http11Word ? 1 : 0
                 versionPhase = 6
                 versionDigits = 1
                 i += 8
@@ -221,9 +265,9 @@ extension RequestParser {
                     versionDigits += 1
                     guard versionDigits <= 10 else { return fail(.badVersion) }
                     if versionPhase == 5 {
-                        head.versionMajor = head.versionMajor * 10 + digit
+                        head.storage.versionMajor = head.storage.versionMajor * 10 + digit
                     } else {
-                        head.versionMinor = head.versionMinor * 10 + digit
+                        head.storage.versionMinor = head.storage.versionMinor * 10 + digit
                     }
                 } else {
                     let endsVersion = byte == ASCII.space || byte == ASCII.tab || byte == ASCII.cr
@@ -231,7 +275,7 @@ extension RequestParser {
                     guard versionPhase == 6 && versionDigits > 0 && endsVersion else {
                         return fail(.badVersion)
                     }
-                    head.version = nameStart..<base + i
+                    head.storage.version = nameStart..<base + i
                     if head.versionMajor >= 2 { return fail(.versionNotSupported) }
                     state = .afterVersion
                     return .proceed
@@ -245,6 +289,7 @@ extension RequestParser {
     }
 
     /// Optional trailing whitespace, then CRLF or LF.
+    @inline(__always)
     mutating func parseRequestLineEnd(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int)
         -> Step
     {
@@ -263,8 +308,9 @@ extension RequestParser {
     }
 
     /// Records the request line's end at the CR or LF at `i` and consumes it.
+    @inline(__always)
     private mutating func endRequestLine(_ byte: UInt8, _ i: inout Int) -> Step {
-        head.requestLine = lineStart..<base + i
+        head.storage.requestLine = lineStart..<base + i
         i += 1
         if byte == ASCII.cr {
             state = .requestLineCR
@@ -274,11 +320,12 @@ extension RequestParser {
     }
 
     /// Moves on to the field lines, or, for HTTP/0.9, completes the head at once.
+    @inline(__always)
     private mutating func finishRequestLine(at offset: Int) -> Step {
-        if head.version == nil {
-            head.versionMajor = 0
-            head.versionMinor = 9
-            head.headLength = offset
+        if head.storage.version == nil {
+            head.storage.versionMajor = 0
+            head.storage.versionMinor = 9
+            head.storage.headLength = offset
             state = .afterHead
             return .head
         }

@@ -24,6 +24,9 @@ public struct RequestParser: Sendable {
     /// The limits this parser enforces; change them between messages.
     public var limits: ParserLimits
 
+    /// The byte-class table, held here so `parse` need not check a lazy global on every call.
+    let table = ByteTable.shared
+
     var state = State.lineStart
     var failure: ParseError?
     /// The offset, counted from the start of the message, of this call's first input byte.
@@ -86,7 +89,6 @@ public struct RequestParser: Sendable {
     /// Creates a parser at the start of a message.
     public init(limits: ParserLimits = ParserLimits()) {
         self.limits = limits
-        head.fields.reserveCapacity(16)
     }
 
     /// Returns to the start of a message, dropping any partial message and any error.
@@ -100,7 +102,7 @@ public struct RequestParser: Sendable {
     private mutating func startNextMessage() {
         state = .lineStart
         base = 0
-        head.clear()
+        head.prepareForNextMessage()
         interpreter = FieldInterpreter()
         inTrailers = false
         bodyTotal = 0
@@ -115,29 +117,28 @@ public struct RequestParser: Sendable {
         if let failure { return (.error(failure), 0) }
         guard let start = input.baseAddress, input.count > 0 else {
             // No byte is read when the count is zero; any valid pointer will do.
-            return run(ByteClass.pointer, 0)
+            return run(table.pointer, 0)
         }
         return run(start.assumingMemoryBound(to: UInt8.self), input.count)
     }
 
     /// Dispatches on the state until a handler has an event, then builds it.
     private mutating func run(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> (ParseEvent, Int) {
-        let t = ByteClass.pointer
+        let t = table.pointer
         var i = 0
+        if state == .lineStart && base == 0 && count > 0,
+            let step = parseWholeHead(bytes, count, &i, t)
+        {
+            return finish(step, i)
+        }
         while true {
             let step: Step
             switch state {
-            case .lineStart, .lineStartCR: step = parseLineStart(bytes, count, &i)
-            case .method: step = parseMethod(bytes, count, &i, t)
-            case .targetStart, .target: step = parseTarget(bytes, count, &i, t)
-            case .afterTarget: step = parseAfterTarget(bytes, count, &i)
-            case .version: step = parseVersion(bytes, count, &i)
-            case .afterVersion, .requestLineCR: step = parseRequestLineEnd(bytes, count, &i)
-            case .fieldStart: step = parseFieldStart(bytes, count, &i)
-            case .fieldName: step = parseFieldName(bytes, count, &i, t)
-            case .valueStart: step = parseValueStart(bytes, count, &i, t)
-            case .value: step = parseValue(bytes, count, &i, t)
-            case .fieldCR, .headCR: step = parseFieldLineEnd(bytes, count, &i)
+            case .lineStart, .lineStartCR, .method, .targetStart, .target, .afterTarget, .version,
+                .afterVersion, .requestLineCR:
+                step = parseRequestLine(bytes, count, &i, t)
+            case .fieldStart, .fieldName, .valueStart, .value, .fieldCR, .headCR:
+                step = parseFieldLines(bytes, count, &i, t)
             case .afterHead: step = startBody(at: i)
             case .fixedBody: step = parseFixedBody(count, &i)
             case .chunkLine: step = parseChunkLine(bytes, count, &i, t)
@@ -145,31 +146,36 @@ public struct RequestParser: Sendable {
             case .chunkDataCR, .chunkDataLF: step = parseChunkDataEnd(bytes, count, &i)
             case .messageEnd: step = .end
             }
-            switch step {
-            case .proceed:
-                continue
-            case .needMore:
-                base += i
-                return (.needMore, i)
-            case .head:
-                base += i
-                return (.head(head), i)
-            case .body:
-                base += i
-                return (.body(bodyRange), i)
-            case .end:
-                startNextMessage()
-                return (.end, i)
-            case .error:
-                return (.error(failure ?? ParseError(.badRequestLine)), 0)
-            }
+            if step != .proceed { return finish(step, i) }
         }
+    }
+
+    /// Builds the event for a handler's step and records its effect on the offsets.
+    @inline(__always)
+    private mutating func finish(_ step: Step, _ i: Int) -> (ParseEvent, Int) {
+        switch step {
+        case .proceed, .needMore:
+            base += i
+            return (.needMore, i)
+        case .head:
+            base += i
+            return (.head(head), i)
+        case .body:
+            base += i
+            return (.body(bodyRange), i)
+        case .end:
+            startNextMessage()
+            return (.end, i)
+        case .error:
+            return (.error(failure ?? ParseError(.badRequestLine)), 0)
+            }
     }
 
     // MARK: Helpers shared by the state handlers.
 
-    /// Records the error `kind` (sticky from now on) and says so.
-    @inline(__always)
+    /// Records the error `kind` (sticky from now on) and says so. Kept out of line: errors are
+    /// the cold path, and inlining them would crowd the hot loops.
+    @inline(never)
     mutating func fail(_ kind: ParseError.Kind) -> Step {
         failure = ParseError(kind)
         return .error
