@@ -1,0 +1,352 @@
+"""Helpers for Scripts/bench: process accounting, wrk output parsing, aggregation.
+
+    bench_tool.py free-port                  print a free TCP port on 127.0.0.1
+    bench_tool.py wait-port PORT SECONDS     exit 0 once 127.0.0.1:PORT accepts connections
+    bench_tool.py proc PID                   "<cpu ticks> <rss kB>" summed over PID and its
+                                             descendants (nginx's worker, for one)
+    bench_tool.py record KEY=VALUE ...       one JSON line for a wrk run (see record())
+    bench_tool.py report RESULTS.jsonl MD    print the median table; write it as Markdown to MD
+"""
+import json
+import os
+import re
+import socket
+import statistics
+import sys
+import time
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# --- processes -------------------------------------------------------------------------
+
+def _stat_fields(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        text = f.read()
+    # The command name is in parentheses and may hold spaces; fields resume after ")".
+    return text[text.rindex(")") + 2:].split()
+
+
+def process_tree(root):
+    """root and all its descendants that are alive now."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            ppid = int(_stat_fields(entry)[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    tree, todo = [], [int(root)]
+    while todo:
+        pid = todo.pop()
+        tree.append(pid)
+        todo.extend(children.get(pid, []))
+    return tree
+
+
+def tree_usage(root):
+    """(utime + stime in clock ticks, RSS in kB) over the process tree.
+
+    /proc/PID/stat of a thread-group leader already counts all of its threads, live and
+    exited, so threads need no separate walk."""
+    ticks = rss = 0
+    for pid in process_tree(root):
+        try:
+            fields = _stat_fields(pid)
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        rss += int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            pass
+    return ticks, rss
+
+
+# --- wrk -------------------------------------------------------------------------------
+
+_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _ms(value):
+    match = re.fullmatch(r"([0-9.]+)(us|ms|s|m)", value)
+    return float(match.group(1)) * _UNITS[match.group(2)] if match else None
+
+
+def parse_wrk(text):
+    out = {"requests": None, "rps": None, "p50_ms": None, "p99_ms": None, "non2xx": 0,
+           "connect": 0, "read": 0, "write": 0, "timeout": 0}
+    match = re.search(r"^\s*(\d+) requests in ([0-9.]+)(\w+)", text, re.M)
+    if match:
+        out["requests"] = int(match.group(1))
+    match = re.search(r"^Requests/sec:\s*([0-9.]+)", text, re.M)
+    if match:
+        out["rps"] = float(match.group(1))
+    for percent, key in (("50", "p50_ms"), ("99", "p99_ms")):
+        match = re.search(rf"^\s*{percent}%\s+(\S+)", text, re.M)
+        if match:
+            out[key] = _ms(match.group(1))
+    if out["p99_ms"] == 0 and out["p50_ms"]:
+        out["p99_ms"] = None  # wrk prints 0.00us when its histogram misses the percentile
+    match = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    if match:
+        out["non2xx"] = int(match.group(1))
+    match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                      text)
+    if match:
+        for key, value in zip(("connect", "read", "write", "timeout"), match.groups()):
+            out[key] = int(value)
+    return out
+
+
+def record(args):
+    """KEY=VALUE arguments: scenario, server, round, wrk (file), cpu0, cpu1 (ticks),
+    rss (kB), alive (1/0). Prints one JSON line."""
+    kv = dict(arg.split("=", 1) for arg in args)
+    with open(kv["wrk"]) as f:
+        text = f.read()
+    result = {"scenario": kv["scenario"], "server": kv["server"], "round": int(kv["round"])}
+    result.update(parse_wrk(text))
+    result["rss_kb"] = int(kv["rss"])
+    result["alive"] = kv.get("alive") == "1"
+    result["wrk_rc"] = int(kv.get("rc", "0"))
+    ticks = int(kv["cpu1"]) - int(kv["cpu0"])
+    result["cpu_s"] = ticks / CLOCK_TICKS
+    requests = result["requests"]
+    result["cpu_us_per_req"] = (ticks / CLOCK_TICKS * 1e6 / requests) if requests else None
+    result["errors"] = (result["non2xx"] + result["connect"] + result["read"]
+                        + result["write"] + result["timeout"])
+    if requests is None or not result["alive"] or result["wrk_rc"] != 0:
+        result["errors"] += 1
+        result["failed"] = True
+    print(json.dumps(result))
+
+
+def progress(line):
+    """One line per run on stderr while the benchmark goes."""
+    r = json.loads(line)
+    head = f"  {r['scenario']} r{r['round']} {r['server']:7s}"
+    if r["scenario"] == "S5":
+        b = r.get("bytes_per_conn")
+        extra = r.get("extra_ms")
+        print(f"{head} held {r.get('held')}/{r.get('target')}"
+              f"  {'-' if b is None else round(b)} B/conn"
+              f"  extra {'-' if extra is None else round(extra, 3)} ms"
+              f"  errors {r.get('errors')}  {r.get('note', '')}")
+    else:
+        c = r.get("cpu_us_per_req")
+        print(f"{head} {r.get('rps') or 0:>11,.0f} req/s"
+              f"  CPU/req {'-' if c is None else round(c, 2)} µs"
+              f"  p99 {r.get('p99_ms')} ms  errors {r.get('errors')}"
+              + ("  FAILED" if r.get("failed") else ""))
+
+
+# --- report ----------------------------------------------------------------------------
+
+SCENARIOS = {
+    "S1": "wrk -t1 -c1: one keep-alive connection",
+    "S2": "wrk -t1 -c64: 64 keep-alive connections",
+    "S3": "wrk -t1 -c64, 16 requests pipelined per write",
+    "S4": "wrk -t1 -c16 -H 'Connection: close': a new connection per request",
+    "S5": "idle keep-alive connections (each made one request first)",
+}
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _spread(values):
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return None
+    middle = statistics.median(values)
+    return (max(values) - min(values)) / middle * 100 if middle else None
+
+
+def _rate(v):
+    if v is None:
+        return "-"
+    if v >= 1e6:
+        return f"{v / 1e6:.2f}M"
+    if v >= 1e3:
+        return f"{v / 1e3:.1f}k"
+    return f"{v:.0f}"
+
+
+def _time_ms(v):
+    if v is None:
+        return "-"
+    if v < 1:
+        return f"{v * 1e3:.0f}µs"
+    return f"{v:.2f}ms"
+
+
+def _num(v, fmt):
+    return "-" if v is None else format(v, fmt)
+
+
+def _ratio(a, b):
+    return f"{a / b:.2f}×" if a is not None and b else "-"
+
+
+def report(path, markdown_path):
+    runs = [json.loads(line) for line in open(path) if line.strip()]
+    servers, scenarios = [], []
+    for run in runs:
+        if run["server"] not in servers:
+            servers.append(run["server"])
+        if run["scenario"] not in scenarios:
+            scenarios.append(run["scenario"])
+    scenarios.sort()
+    rounds = max((run["round"] for run in runs), default=0)
+    text, md = [], []
+    notes = []
+
+    def table(title, header, rows):
+        widths = [max(len(str(c)) for c in column) for column in zip(header, *rows)]
+        text.append(title)
+        for row in [header] + rows:
+            text.append("  " + "  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                                         for i, (c, w) in enumerate(zip(row, widths))))
+        text.append("")
+        md.append(f"**{title}**")
+        md.append("")
+        md.append("| " + " | ".join(header) + " |")
+        md.append("|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|")
+        for row in rows:
+            md.append("| " + " | ".join(str(c) for c in row) + " |")
+        md.append("")
+
+    for scenario in scenarios:
+        group = {s: [r for r in runs if r["scenario"] == scenario and r["server"] == s]
+                 for s in servers}
+        title = f"{scenario}  {SCENARIOS.get(scenario, '')}  (medians of {rounds} rounds)"
+        if scenario == "S5":
+            header = ["server", "conns held", "RSS before", "RSS after", "bytes/conn",
+                      "extra req", "errors", "ours/peer bytes"]
+            med = {}
+            for s in servers:
+                rs = group[s]
+                if not rs:
+                    continue
+                med[s] = _median([r.get("bytes_per_conn") for r in rs])
+            ours = med.get("ours")
+            rows = []
+            for s in servers:
+                rs = group[s]
+                if not rs:
+                    continue
+                errors = sum(r.get("errors", 0) for r in rs)
+                held = _median([r.get("held") for r in rs])
+                target = _median([r.get("target") for r in rs])
+                rows.append([
+                    s,
+                    f"{_num(held, '.0f')}/{_num(target, '.0f')}",
+                    f"{_num(_median([r.get('rss_before_kb') for r in rs]), '.0f')} kB",
+                    f"{_num(_median([r.get('rss_after_kb') for r in rs]), '.0f')} kB",
+                    _num(med[s], ",.0f"),
+                    _time_ms(_median([r.get("extra_ms") for r in rs])),
+                    f"{errors}" + (" !" if errors else ""),
+                    "-" if s == "ours" else _ratio(ours, med[s]),
+                ])
+                for r in rs:
+                    if r.get("note"):
+                        notes.append(f"{scenario} {s} round {r['round']}: {r['note']}")
+            table(title, header, rows)
+            continue
+        header = ["server", "req/s", "p50", "p99", "CPU/req", "RSS", "errors",
+                  "ours/peer req/s", "ours/peer CPU/req", "spread req/s"]
+        med = {}
+        for s in servers:
+            rs = group[s]
+            if rs:
+                med[s] = {k: _median([r.get(k) for r in rs])
+                          for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_kb")}
+        rows = []
+        for s in servers:
+            rs = group[s]
+            if not rs:
+                continue
+            m = med[s]
+            errors = sum(r.get("errors", 0) for r in rs)
+            for r in rs:
+                if r.get("errors"):
+                    detail = ", ".join(f"{k} {r.get(k)}" for k in
+                                       ("non2xx", "connect", "read", "write", "timeout")
+                                       if r.get(k))
+                    if r.get("failed"):
+                        detail += (", server died" if not r.get("alive") else "") + \
+                                  (f", wrk exit {r.get('wrk_rc')}" if r.get("wrk_rc") else "")
+                    notes.append(f"{scenario} {s} round {r['round']}: {detail.strip(', ')}")
+            o = med.get("ours")
+            rows.append([
+                s, _rate(m["rps"]), _time_ms(m["p50_ms"]), _time_ms(m["p99_ms"]),
+                _num(m["cpu_us_per_req"], ".2f") + " µs",
+                _num(m["rss_kb"] and m["rss_kb"] / 1024, ".1f") + " MB",
+                f"{errors}" + (" !" if errors else ""),
+                "-" if s == "ours" or not o else _ratio(o["rps"], m["rps"]),
+                "-" if s == "ours" or not o else _ratio(o["cpu_us_per_req"],
+                                                        m["cpu_us_per_req"]),
+                _num(_spread([r.get("rps") for r in rs]), ".0f") + "%",
+            ])
+        table(title, header, rows)
+
+    footer = ["ratios: ours/peer; req/s above 1 and CPU/req below 1 favour ours.",
+              "spread: (max - min) / median of req/s over the rounds.",
+              "errors: non-2xx + socket errors (connect, read, write, timeout) summed over "
+              "rounds; must be 0."]
+    if notes:
+        footer.append("flagged:")
+        footer.extend("  " + n for n in notes)
+    text.extend(footer)
+    md.extend(["- " + line.strip() for line in footer])
+    print("\n".join(text))
+    with open(markdown_path, "w") as f:
+        f.write("\n".join(md) + "\n")
+
+
+# --- ports -----------------------------------------------------------------------------
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+def main(argv):
+    command = argv[1] if len(argv) > 1 else ""
+    if command == "free-port":
+        print(free_port())
+    elif command == "wait-port":
+        sys.exit(0 if wait_port(int(argv[2]), float(argv[3])) else 1)
+    elif command == "proc":
+        ticks, rss = tree_usage(int(argv[2]))
+        print(ticks, rss)
+    elif command == "record":
+        record(argv[2:])
+    elif command == "progress":
+        progress(sys.stdin.read())
+    elif command == "report":
+        report(argv[2], argv[3])
+    else:
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
