@@ -39,8 +39,13 @@ public final class Loop: @unchecked Sendable {
     public internal(set) var liveConnections = 0
 
     /// Creates a loop with its own `uv_loop_t` and a read buffer of `readBufferSize` bytes.
+    ///
+    /// libuv writes to sockets with `write(2)`, which raises `SIGPIPE` when the peer has
+    /// gone; the failure is reported as `EPIPE` anyway. So the first loop sets `SIGPIPE` to be
+    /// ignored, unless the process already chose something other than the default for it.
     /// - Throws: `UVError` when libuv cannot set the loop up.
     public init(readBufferSize: Int = 64 * 1024) throws(UVError) {
+        Loop.ignoreBrokenPipeSignals()
         raw = .allocate(capacity: 1)
         wakeUp = .allocate(capacity: 1)
         self.readBufferSize = readBufferSize
@@ -60,6 +65,16 @@ public final class Loop: @unchecked Sendable {
     /// A loop that was never closed keeps its libuv memory: its handles may still point at it.
     deinit {
         if isClosed { readBuffer.deallocate() }
+    }
+
+    private static func ignoreBrokenPipeSignals() {
+        var current = sigaction()
+        guard sigaction(SIGPIPE, nil, &current) == 0,
+              current.__sigaction_handler.sa_handler == nil  // SIG_DFL
+        else { return }
+        var ignore = sigaction()
+        ignore.__sigaction_handler.sa_handler = SIG_IGN
+        sigaction(SIGPIPE, &ignore, nil)
     }
 
     static func owner(of loop: UnsafeMutablePointer<uv_loop_t>) -> Loop {

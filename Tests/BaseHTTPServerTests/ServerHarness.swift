@@ -53,7 +53,7 @@ struct ClientError: Error, CustomStringConvertible {
 }
 
 /// A blocking loopback client that speaks raw bytes, with a receive timeout.
-final class RawClient {
+final class RawClient: @unchecked Sendable {
     let fd: Int32
     private var buffered: [UInt8] = []
     private(set) var sawEOF = false
@@ -94,7 +94,18 @@ final class RawClient {
         }
     }
 
-    deinit { Glibc.close(fd) }
+    private var ownsDescriptor = true
+
+    /// Takes over another client's socket with a longer timeout (after a read timed out, the
+    /// partial state is dropped: nothing had arrived).
+    init(port: Int, adopting other: RawClient, timeoutSeconds: Int = 10) throws {
+        fd = other.fd
+        other.ownsDescriptor = false
+        var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    }
+
+    deinit { if ownsDescriptor { Glibc.close(fd) } }
 
     func send(_ text: String) throws { try send(Array(text.utf8)) }
 
