@@ -1,0 +1,135 @@
+import Glibc
+import Testing
+@testable import UVLoop
+
+/// A temporary file holding `bytes`, removed by `remove()`.
+private struct TemporaryFile {
+    let path: String
+
+    init(_ bytes: [UInt8]) {
+        var template = Array("/tmp/uvloop-file-XXXXXX".utf8CString)
+        let descriptor = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        precondition(descriptor >= 0, "mkstemp failed")
+        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        precondition(written == bytes.count)
+        Glibc.close(descriptor)
+    }
+
+    func remove() { unlink(path) }
+}
+
+@Suite("File")
+struct FileTests {
+    @Test func openStatReadAndCloseRunOnThePoolAndCallBackOnTheLoop() throws {
+        let bytes = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let temporary = TemporaryFile(bytes)
+        defer { temporary.remove() }
+        let loop = try Loop()
+
+        var opened: File?
+        File.open(temporary.path, loop: loop) { result in opened = try? result.get() }
+        run(loop) { opened != nil }
+        let file = try #require(opened)
+        #expect(file.descriptor >= 0)
+
+        var status: FileStatus?
+        file.stat { result in status = try? result.get() }
+        run(loop) { status != nil }
+        #expect(status?.size == bytes.count)
+        #expect(status?.isRegularFile == true)
+        #expect(status?.isDirectory == false)
+        #expect((status?.modificationTime ?? 0) > 1_600_000_000)
+
+        // Read it back in uneven chunks; each completion copies what it keeps.
+        var received: [UInt8] = []
+        var finished = false
+        func next() {
+            file.read(count: 65_537, at: received.count) { result in
+                switch result {
+                case .success(let chunk) where chunk.isEmpty: finished = true
+                case .success(let chunk): received.append(contentsOf: chunk); next()
+                case .failure(let error): Issue.record("read failed: \(error)"); finished = true
+                }
+            }
+        }
+        next()
+        run(loop) { finished }
+        #expect(received == bytes)
+
+        var closed = false
+        var closeError: UVError?
+        file.close { error in closeError = error; closed = true }
+        #expect(file.descriptor == -1)
+        run(loop) { closed }
+        #expect(closeError == nil)
+        closeCleanly(loop)
+    }
+
+    @Test func readAtAnOffsetReturnsThatSliceAndEmptyAtTheEnd() throws {
+        let bytes = Array("0123456789".utf8)
+        let temporary = TemporaryFile(bytes)
+        defer { temporary.remove() }
+        let loop = try Loop()
+        let file = File(adopting: open(temporary.path, O_RDONLY), loop: loop)
+        var slices: [[UInt8]] = []
+        for offset in [3, 8, 10, 50] {
+            file.read(count: 4, at: offset) { result in slices.append(Array((try? result.get()) ?? UnsafeRawBufferPointer(start: nil, count: 0))) }
+        }
+        run(loop) { slices.count == 4 }
+        #expect(slices.contains(Array("3456".utf8)))
+        #expect(slices.contains(Array("89".utf8)))
+        #expect(slices.filter(\.isEmpty).count == 2)
+        var closed = false
+        file.close { _ in closed = true }
+        run(loop) { closed }
+        closeCleanly(loop)
+    }
+
+    @Test func openingAMissingFileFailsWithENOENT() throws {
+        let loop = try Loop()
+        var outcome: Result<File, UVError>?
+        File.open("/nonexistent/\(getpid())/file", loop: loop) { outcome = $0 }
+        run(loop) { outcome != nil }
+        if case .failure(let error) = outcome {
+            #expect(error.code == -ENOENT)
+            #expect(error.name == "ENOENT")
+        } else {
+            Issue.record("opened a missing file")
+        }
+        closeCleanly(loop)
+    }
+
+    @Test func operationsAfterCloseFailWithEBADFAndACloseTwiceIsHarmless() throws {
+        let temporary = TemporaryFile([1, 2, 3])
+        defer { temporary.remove() }
+        let loop = try Loop()
+        let file = File(adopting: open(temporary.path, O_RDONLY), loop: loop)
+        var closes = 0
+        file.close { _ in closes += 1 }
+        file.close { error in #expect(error == nil); closes += 1 }
+        var readError: UVError?
+        file.read(count: 3, at: 0) { result in
+            if case .failure(let error) = result { readError = error }
+        }
+        var statError: UVError?
+        file.stat { result in
+            if case .failure(let error) = result { statError = error }
+        }
+        run(loop) { closes == 2 }
+        #expect(readError?.name == "EBADF")
+        #expect(statError?.name == "EBADF")
+        closeCleanly(loop)
+    }
+
+    @Test func aReadInFlightWhenTheLoopClosesStillCompletesOnce() throws {
+        let temporary = TemporaryFile(Array(repeating: 7, count: 1000))
+        defer { temporary.remove() }
+        let loop = try Loop()
+        let file = File(adopting: open(temporary.path, O_RDONLY), loop: loop)
+        var completions = 0
+        file.read(count: 1000, at: 0) { _ in completions += 1 }
+        closeCleanly(loop)  // Runs the loop until the request's callback has run.
+        #expect(completions == 1)
+    }
+}
