@@ -1,1 +1,175 @@
-// The http-server command arrives with SimpleHTTPRequestHandler.
+// http-server: serves a directory over HTTP, like `python3 -m http.server`, on one libuv loop.
+import BaseHTTPServer
+import Glibc
+
+let usage = """
+    usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [port]
+
+    Serves the files of a directory over HTTP (GET and HEAD), with directory listings.
+
+    positional arguments:
+      port                  the port to listen on (default: 8000; 0 picks a free one)
+
+    options:
+      -h, --help            print this help and exit
+      -b ADDRESS, --bind ADDRESS
+                            the address to listen on (default: 127.0.0.1, this machine
+                            only; use 0.0.0.0 or :: to serve every interface)
+      -d DIRECTORY, --directory DIRECTORY
+                            the directory to serve (default: the current directory)
+      -p VERSION, --protocol VERSION
+                            the HTTP version of responses: HTTP/1.1 (default, keep-alive)
+                            or HTTP/1.0
+
+    Ctrl-C or SIGTERM stops the server gracefully.
+
+    """
+
+/// Writes `text` to a descriptor at once, unbuffered (stdio's streams are not concurrency-safe
+/// in Swift 6, and a piped stdout would hold the Serving line back).
+func writeOut(_ descriptor: Int32, _ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
+        var offset = 0
+        while offset < bytes.count {
+            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
+            offset += written
+        }
+    }
+}
+
+/// The command line, parsed.
+struct Options {
+    var port = 8000
+    var bind = "127.0.0.1"
+    var directory = "."
+    var protocolVersion = "HTTP/1.1"
+}
+
+/// Prints `message` and the usage line to standard error and exits with status 2.
+func fail(_ message: String) -> Never {
+    writeOut(STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [port]\n")
+    writeOut(STDERR_FILENO, "http-server: error: \(message)\n")
+    exit(2)
+}
+
+func parse(_ arguments: [String]) -> Options {
+    var options = Options()
+    var sawPort = false
+    var index = 0
+    func value(for flag: String) -> String {
+        index += 1
+        guard index < arguments.count else { fail("argument \(flag): expected one argument") }
+        return arguments[index]
+    }
+    while index < arguments.count {
+        let argument = arguments[index]
+        var flag = argument
+        var inline: String?
+        if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+            flag = String(argument[..<equals])
+            inline = String(argument[argument.index(after: equals)...])
+        }
+        switch flag {
+        case "-h", "--help":
+            writeOut(STDOUT_FILENO, usage)
+            exit(0)
+        case "-b", "--bind":
+            options.bind = inline ?? value(for: flag)
+        case "-d", "--directory":
+            options.directory = inline ?? value(for: flag)
+        case "-p", "--protocol":
+            options.protocolVersion = inline ?? value(for: flag)
+        default:
+            guard !argument.hasPrefix("-") || argument == "-" else {
+                fail("unrecognized argument: \(argument)")
+            }
+            guard !sawPort else { fail("unrecognized argument: \(argument)") }
+            guard let port = Int(argument), (0...65535).contains(port) else {
+                fail("argument port: invalid port: '\(argument)'")
+            }
+            options.port = port
+            sawPort = true
+        }
+        index += 1
+    }
+    return options
+}
+
+/// The handler for HTTP/1.1 responses (the library's default).
+final class Handler11: SimpleHTTPRequestHandler {}
+
+/// The handler for `-p HTTP/1.0`: every connection closes after its response.
+final class Handler10: SimpleHTTPRequestHandler {
+    override class var protocolVersion: String { "HTTP/1.0" }
+}
+
+/// Blocks SIGINT and SIGTERM in every thread (call it before any thread starts) and starts a
+/// thread that waits for them with `sigwait` and shuts `server` down: a signal handler
+/// cannot safely run Swift code, a thread that was woken by the signal can.
+func shutDownOnSignals(_ server: HTTPServer) {
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    sigaddset(&signals, SIGINT)
+    sigaddset(&signals, SIGTERM)
+    pthread_sigmask(SIG_BLOCK, &signals, nil)
+    let context = Unmanaged.passRetained(server).toOpaque()
+    var thread = pthread_t()
+    let status = pthread_create(&thread, nil, { context in
+        let server = Unmanaged<HTTPServer>.fromOpaque(context!).takeRetainedValue()
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGINT)
+        sigaddset(&signals, SIGTERM)
+        var received: Int32 = 0
+        while sigwait(&signals, &received) != 0 {}
+        let name = received == SIGINT ? "interrupt" : "SIGTERM"
+        writeOut(STDERR_FILENO, "\n\(name) received, shutting down.\n")
+        server.shutdown()
+        return nil
+    }, context)
+    guard status == 0 else {
+        writeOut(STDERR_FILENO, "http-server: cannot start the signal thread (error \(status))\n")
+        exit(1)
+    }
+    pthread_detach(thread)
+}
+
+signal(SIGPIPE, SIG_IGN)
+var options = parse(Array(CommandLine.arguments.dropFirst()))
+guard options.protocolVersion == "HTTP/1.1" || options.protocolVersion == "HTTP/1.0" else {
+    fail("argument -p/--protocol: expected HTTP/1.0 or HTTP/1.1, not '\(options.protocolVersion)'")
+}
+guard let directoryPointer = realpath(options.directory, nil) else {
+    fail("argument -d/--directory: cannot open '\(options.directory)': \(String(cString: strerror(errno)))")
+}
+let directory = String(cString: directoryPointer)
+free(directoryPointer)
+var info = stat()
+guard fstatat(AT_FDCWD, directory, &info, 0) == 0, info.st_mode & S_IFMT == S_IFDIR else {
+    fail("argument -d/--directory: '\(options.directory)' is not a directory")
+}
+
+let handler: SimpleHTTPRequestHandler.Type = options.protocolVersion == "HTTP/1.0" ? Handler10.self : Handler11.self
+let server: DirectoryHTTPServer
+do {
+    server = try DirectoryHTTPServer((options.bind, options.port), handler, directory: directory)
+} catch {
+    writeOut(STDERR_FILENO, "http-server: cannot listen on \(options.bind) port \(options.port): \(error)\n")
+    exit(1)
+}
+
+shutDownOnSignals(server)
+let host = server.serverAddress.host
+let urlHost = host.contains(":") ? "[\(host)]" : host
+writeOut(STDOUT_FILENO,
+         "Serving HTTP on \(host) port \(server.serverPort) (http://\(urlHost):\(server.serverPort)/) ...\n")
+do {
+    try server.serveForever()
+} catch {
+    writeOut(STDERR_FILENO, "http-server: \(error)\n")
+    exit(1)
+}
+exit(0)
