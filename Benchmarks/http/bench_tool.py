@@ -2,8 +2,12 @@
 
     bench_tool.py free-port                  print a free TCP port on 127.0.0.1
     bench_tool.py wait-port PORT SECONDS     exit 0 once 127.0.0.1:PORT accepts connections
-    bench_tool.py proc PID                   "<cpu ticks> <rss kB>" summed over PID and its
-                                             descendants (nginx's worker, for one)
+    bench_tool.py idle-wait MAX PERCENT      wait (at most MAX s) until both CPUs are under
+                                             PERCENT busy; print the seconds waited
+    bench_tool.py proc PID                   "<cpu ticks> <rss kB> <cpu0 busy> <cpu1 busy>":
+                                             ticks and RSS summed over PID and its
+                                             descendants (nginx's worker, for one), then
+                                             the busy ticks of CPUs 0 and 1
     bench_tool.py record KEY=VALUE ...       one JSON line for a wrk run (see record())
     bench_tool.py report RESULTS.jsonl MD    print the median table; write it as Markdown to MD
 """
@@ -65,6 +69,18 @@ def tree_usage(root):
     return ticks, rss
 
 
+def cpu_busy(count):
+    """Busy clock ticks (everything but idle and iowait) of CPUs 0..count-1 since boot."""
+    busy = [0] * count
+    with open("/proc/stat") as f:
+        for line in f:
+            match = re.match(r"cpu(\d+) (.*)", line)
+            if match and int(match.group(1)) < count:
+                values = [int(v) for v in match.group(2).split()]
+                busy[int(match.group(1))] = sum(values[:8]) - values[3] - values[4]
+    return busy
+
+
 # --- wrk -------------------------------------------------------------------------------
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
@@ -102,18 +118,27 @@ def parse_wrk(text):
 
 
 def record(args):
-    """KEY=VALUE arguments: scenario, server, round, wrk (file), cpu0, cpu1 (ticks),
-    rss (kB), alive (1/0). Prints one JSON line."""
+    """KEY=VALUE arguments: scenario, server, round, wrk (file), before, after (the
+    output of `proc` before and after the run), alive (1/0), rc. Prints one JSON line."""
     kv = dict(arg.split("=", 1) for arg in args)
     with open(kv["wrk"]) as f:
         text = f.read()
     result = {"scenario": kv["scenario"], "server": kv["server"], "round": int(kv["round"])}
     result.update(parse_wrk(text))
-    result["rss_kb"] = int(kv["rss"])
+    before = [int(v) for v in kv["before"].split()]
+    after = [int(v) for v in kv["after"].split()]
+    result["rss_kb"] = after[1]
     result["alive"] = kv.get("alive") == "1"
     result["wrk_rc"] = int(kv.get("rc", "0"))
-    ticks = int(kv["cpu1"]) - int(kv["cpu0"])
+    ticks = after[0] - before[0]
     result["cpu_s"] = ticks / CLOCK_TICKS
+    seconds = float(kv["t1"]) - float(kv["t0"])
+    # Share of CPU 0 the server used, and what everything else (other processes, softirq)
+    # used of CPU 0 and CPU 1 meanwhile: the noise indicator.
+    result["server_cpu_pct"] = ticks / CLOCK_TICKS / seconds * 100
+    result["cpu0_busy_pct"] = (after[2] - before[2]) / CLOCK_TICKS / seconds * 100
+    result["cpu1_busy_pct"] = (after[3] - before[3]) / CLOCK_TICKS / seconds * 100
+    result["cpu0_other_pct"] = result["cpu0_busy_pct"] - result["server_cpu_pct"]
     requests = result["requests"]
     result["cpu_us_per_req"] = (ticks / CLOCK_TICKS * 1e6 / requests) if requests else None
     result["errors"] = (result["non2xx"] + result["connect"] + result["read"]
@@ -140,6 +165,9 @@ def progress(line):
         print(f"{head} {r.get('rps') or 0:>11,.0f} req/s"
               f"  CPU/req {'-' if c is None else round(c, 2)} µs"
               f"  p99 {r.get('p99_ms')} ms  errors {r.get('errors')}"
+              f"  server CPU {r.get('server_cpu_pct', 0):.0f}%"
+              f"  other on CPU0 {r.get('cpu0_other_pct', 0):.0f}% CPU1 busy"
+              f" {r.get('cpu1_busy_pct', 0):.0f}%"
               + ("  FAILED" if r.get("failed") else ""))
 
 
@@ -258,14 +286,16 @@ def report(path, markdown_path):
                         notes.append(f"{scenario} {s} round {r['round']}: {r['note']}")
             table(title, header, rows)
             continue
-        header = ["server", "req/s", "p50", "p99", "CPU/req", "RSS", "errors",
-                  "ours/peer req/s", "ours/peer CPU/req", "spread req/s"]
+        header = ["server", "req/s", "p50", "p99", "CPU/req", "server CPU", "RSS", "errors",
+                  "ours/peer req/s", "ours/peer CPU/req", "spread req/s · CPU/req",
+                  "CPU0 other"]
         med = {}
         for s in servers:
             rs = group[s]
             if rs:
                 med[s] = {k: _median([r.get(k) for r in rs])
-                          for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_kb")}
+                          for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_kb",
+                                    "server_cpu_pct", "cpu0_other_pct")}
         rows = []
         for s in servers:
             rs = group[s]
@@ -286,17 +316,24 @@ def report(path, markdown_path):
             rows.append([
                 s, _rate(m["rps"]), _time_ms(m["p50_ms"]), _time_ms(m["p99_ms"]),
                 _num(m["cpu_us_per_req"], ".2f") + " µs",
+                _num(m["server_cpu_pct"], ".0f") + "%",
                 _num(m["rss_kb"] and m["rss_kb"] / 1024, ".1f") + " MB",
                 f"{errors}" + (" !" if errors else ""),
                 "-" if s == "ours" or not o else _ratio(o["rps"], m["rps"]),
                 "-" if s == "ours" or not o else _ratio(o["cpu_us_per_req"],
                                                         m["cpu_us_per_req"]),
-                _num(_spread([r.get("rps") for r in rs]), ".0f") + "%",
+                _num(_spread([r.get("rps") for r in rs]), ".0f") + "% · "
+                + _num(_spread([r.get("cpu_us_per_req") for r in rs]), ".0f") + "%",
+                _num(m["cpu0_other_pct"], ".0f") + "%",
             ])
         table(title, header, rows)
 
     footer = ["ratios: ours/peer; req/s above 1 and CPU/req below 1 favour ours.",
-              "spread: (max - min) / median of req/s over the rounds.",
+              "server CPU: the server's CPU time over the run / wall time (100% = CPU 0 "
+              "saturated).",
+              "spread: (max - min) / median over the rounds.",
+              "CPU0 other: CPU 0 busy time not charged to the server (other processes, "
+              "softirq); high = a noisy run.",
               "errors: non-2xx + socket errors (connect, read, write, timeout) summed over "
               "rounds; must be 0."]
     if notes:
@@ -328,15 +365,31 @@ def wait_port(port, seconds):
     return False
 
 
+def idle_wait(max_seconds, threshold):
+    """Waits until both CPUs were under threshold % busy over half a second, at most
+    max_seconds. Returns the seconds waited."""
+    start = time.monotonic()
+    while True:
+        before = cpu_busy(2)
+        time.sleep(0.5)
+        after = cpu_busy(2)
+        busiest = max(a - b for a, b in zip(after, before)) / CLOCK_TICKS / 0.5 * 100
+        waited = time.monotonic() - start
+        if busiest < threshold or waited >= max_seconds:
+            return round(waited, 1)
+
+
 def main(argv):
     command = argv[1] if len(argv) > 1 else ""
     if command == "free-port":
         print(free_port())
     elif command == "wait-port":
         sys.exit(0 if wait_port(int(argv[2]), float(argv[3])) else 1)
+    elif command == "idle-wait":
+        print(idle_wait(float(argv[2]), float(argv[3])))
     elif command == "proc":
         ticks, rss = tree_usage(int(argv[2]))
-        print(ticks, rss)
+        print(ticks, rss, *cpu_busy(2))
     elif command == "record":
         record(argv[2:])
     elif command == "progress":
