@@ -24,9 +24,12 @@ let package = Package(
         .executableTarget(name: "http-server", dependencies: ["BaseHTTPServer"]),
         // The handler Scripts/bench measures: "Hello, World!" through BaseHTTPRequestHandler.
         .executableTarget(name: "bench-server", dependencies: ["BaseHTTPServer"]),
+        .executableTarget(name: "soak-server", dependencies: ["BaseHTTPServer", "UVLoop"]),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop"]),
         .testTarget(name: "HTTPParserTests", dependencies: ["HTTPParser"]),
         .testTarget(name: "BaseHTTPServerTests", dependencies: ["BaseHTTPServer", "UVLoop"]),
+        // Runs the built http-server binary as a child process (the dependency builds it).
+        .testTarget(name: "HTTPServerCLITests", dependencies: ["http-server"]),
     ],
     swiftLanguageModes: [.v6]
 )
