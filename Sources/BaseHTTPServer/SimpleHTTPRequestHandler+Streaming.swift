@@ -35,6 +35,10 @@ final class FileStreamer {
     /// Installs the connection hooks and reads the first chunk. The hooks hold this streamer
     /// until it ends.
     func start() {
+        guard offset < end else {
+            complete()
+            return
+        }
         connection.onDrain = { [self] in didDrain() }
         connection.onAbandon = { [self] in didAbandon() }
         readNext()
