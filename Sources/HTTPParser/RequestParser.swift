@@ -5,8 +5,9 @@
 /// consumed. State is a small enum plus counters, so input split anywhere — one byte at a time
 /// included — resumes exactly where it stopped, and no consumed byte is ever scanned again.
 /// The parser copies nothing: the head is spans into the caller's bytes, body events are
-/// ranges of the current input. It allocates only the head's field array, whose storage it
-/// reuses for the next request once the caller has dropped the previous head.
+/// ranges of the current input. It allocates only the head's storage and field array, and
+/// reuses both for the next request when the caller has dropped the previous head by the time
+/// that request's first byte arrives.
 ///
 /// ```swift
 /// var parser = RequestParser()
@@ -38,6 +39,10 @@ public struct RequestParser: Sendable {
     var stopFailure = ParseError.Kind.requestLineTooLong
     /// The head under construction.
     var head = RequestHead()
+    /// Whether `head` still holds the previous message, to be emptied (or replaced, if the
+    /// caller still holds it) when the next message's first byte arrives — not at `.end`, when
+    /// a server is typically still using the head it was just given.
+    var headIsStale = false
 
     // Request line.
     var tokenPrefix = TokenPrefix()
@@ -102,7 +107,7 @@ public struct RequestParser: Sendable {
     private mutating func startNextMessage() {
         state = .lineStart
         base = 0
-        head.prepareForNextMessage()
+        headIsStale = true
         interpreter = FieldInterpreter()
         inTrailers = false
         bodyTotal = 0
@@ -126,6 +131,10 @@ public struct RequestParser: Sendable {
     private mutating func run(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> (ParseEvent, Int) {
         let t = table.pointer
         var i = 0
+        if headIsStale && count > 0 {
+            head.prepareForNextMessage()
+            headIsStale = false
+        }
         if state == .lineStart && base == 0 && count > 0,
             let step = parseWholeHead(bytes, count, &i, t)
         {

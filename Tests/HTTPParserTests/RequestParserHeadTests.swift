@@ -101,6 +101,29 @@ import Testing
         #expect(position == bytes.count)
     }
 
+    @Test func headsKeptByTheCallerSurviveLaterRequestsAndHaveValueSemantics() {
+        var parser = RequestParser()
+        let bytes = Array(
+            ("GET /first HTTP/1.1\r\nHost: a\r\n\r\n"
+                + "GET /second HTTP/1.1\r\nHost: bb\r\nX: y\r\n\r\n").utf8)
+        var heads: [RequestHead] = []
+        var position = 0
+        while true {
+            let (event, consumed) = bytes[position...].withUnsafeBytes { parser.parse($0) }
+            position += consumed
+            if case .head(let head) = event { heads.append(head) }
+            if event == .needMore { break }
+        }
+        #expect(heads.count == 2)
+        #expect(heads[0].target == 4..<10 && heads[0].fields.count == 1)
+        #expect(heads[1].target == 4..<11 && heads[1].fields.count == 2)
+        var copy = heads[0]
+        copy.headLength = 99
+        copy.fields.append(HeaderField(name: 0..<1, value: 1..<2))
+        #expect(heads[0].headLength == 32 && heads[0].fields.count == 1)
+        #expect(copy != heads[0])
+    }
+
     @Test func bodylessMessageEndsOnAnEmptyCall() {
         var parser = RequestParser()
         let bytes = Array("GET / HTTP/1.1\r\nHost: x\r\n\r\n".utf8)
