@@ -13,21 +13,24 @@ open class BaseHTTPRequestHandler {
     public let clientAddress: (host: String, port: Int)
     /// The server this handler answers for.
     public unowned let server: HTTPServer
+    /// The same server for the request path: it outlives its connections' handlers while
+    /// serving, so the machinery skips `unowned`'s reference counting.
+    unowned(unsafe) let owner: HTTPServer
 
     /// The connection, while it is open; nil once the client is gone (writes are then dropped).
-    var connection: HTTPConnection?
+    @exclusivity(unchecked) var connection: HTTPConnection?
 
     // MARK: Request attributes (reset before each request)
 
-    var head: RequestHead?
+    @exclusivity(unchecked) var head: RequestHead?
     /// The request head's bytes; the head's ranges point into them.
-    var headBytes: [UInt8] = []
-    private var methodKind = Method.other
-    private var cachedCommand: String?
-    private var cachedPath: String?
-    private var cachedVersion: String?
-    private var cachedRequestLine: String?
-    private var cachedHeaders: HTTPMessage?
+    @exclusivity(unchecked) var headBytes: [UInt8] = []
+    @exclusivity(unchecked) private var methodKind = Method.other
+    @exclusivity(unchecked) private var cachedCommand: String?
+    @exclusivity(unchecked) private var cachedPath: String?
+    @exclusivity(unchecked) private var cachedVersion: String?
+    @exclusivity(unchecked) private var cachedRequestLine: String?
+    @exclusivity(unchecked) private var cachedHeaders: HTTPMessage?
 
     /// The request method, such as `"GET"`; nil before a request line was parsed.
     public var command: String? {
@@ -78,18 +81,19 @@ open class BaseHTTPRequestHandler {
     public private(set) lazy var wfile = ResponseWriter(handler: self)
 
     /// Whether the connection closes after this response (`close_connection`).
-    public var closeConnection = true
+    @exclusivity(unchecked) public var closeConnection = true
 
     /// Whether `protocolVersion` is HTTP/1.1 or later (computed once per instance).
     let protocolIsHTTP11: Bool
-    private var isHTTP09Request = false
-    var isDeferred = false
-    private var cachedVersionString: String?
+    @exclusivity(unchecked) private var isHTTP09Request = false
+    @exclusivity(unchecked) var isDeferred = false
+    @exclusivity(unchecked) private var cachedVersionString: String?
 
     /// Creates the handler for a new connection. Subclasses do not override this.
     public required init(clientAddress: (host: String, port: Int), server: HTTPServer) {
         self.clientAddress = clientAddress
         self.server = server
+        owner = server
         protocolIsHTTP11 = Self.protocolVersion >= "HTTP/1.1"
     }
 
@@ -170,8 +174,11 @@ open class BaseHTTPRequestHandler {
     /// Sends only the status line (`send_response_only`), with `message` or the code's phrase.
     open func sendResponseOnly(_ code: Int, message: String? = nil) {
         guard !isHTTP09Request, let connection else { return }
-        connection.appendStatusLine(statusLine(code, message ?? Self.responses[code]?.0 ?? ""),
-                                    status: code)
+        if let message {
+            connection.appendStatusLine(statusLine(code, message), status: code)
+        } else {
+            connection.appendStatusLine(owner.defaultStatusLine(code, for: self), status: code)
+        }
     }
 
     /// Buffers a header line (`send_header`). `Connection: close` or `keep-alive` also sets
@@ -179,16 +186,15 @@ open class BaseHTTPRequestHandler {
     /// nothing is written and `logError` says why.
     open func sendHeader(_ keyword: String, _ value: String) {
         guard !isHTTP09Request, let connection else { return }
-        guard isSafeHeaderText(keyword), isSafeHeaderText(value) else {
+        guard let field = connection.appendHeaderLine(name: keyword, value: value) else {
             logError("refused header \(keyword.debugDescription): CR, LF or NUL in its name or value")
             return
         }
-        connection.appendHeaderLine(name: keyword, value: value)
-        if keyword.count == 10 && keyword.lowercased() == "connection" {
-            switch value.lowercased() {
-            case "close": closeConnection = true
-            case "keep-alive": closeConnection = false
-            default: break
+        if field == .connection {
+            if asciiCaseInsensitiveEquals(value, "close") {
+                closeConnection = true
+            } else if asciiCaseInsensitiveEquals(value, "keep-alive") {
+                closeConnection = false
             }
         }
     }
@@ -231,7 +237,7 @@ open class BaseHTTPRequestHandler {
 
     /// Logs an accepted request (`log_request`): `"request line" code size`.
     open func logRequest(code: Int? = nil, size: Int? = nil) {
-        logMessage("\"\(requestline)\" \(code.map(String.init) ?? "-") \(size.map(String.init) ?? "-")")
+        logMessage(requestLogLine(code: code, size: size))
     }
 
     /// Logs an error (`log_error`); the default hands it to `logMessage(_:)`.
@@ -255,7 +261,7 @@ open class BaseHTTPRequestHandler {
 
     /// A date for the `Date` header (`date_time_string`): now, or `timestamp` (Unix seconds).
     open func dateTimeString(_ timestamp: Double? = nil) -> String {
-        guard let timestamp else { return server.currentDate }
+        guard let timestamp else { return owner.currentDate }
         return HTTPDate.format(Int(timestamp))
     }
 
@@ -272,10 +278,12 @@ open class BaseHTTPRequestHandler {
     // MARK: Machinery used by the connection
 
     /// Resets the request attributes for a new request.
-    func prepare(head: RequestHead, headBytes: [UInt8], body: [UInt8], connection: HTTPConnection) {
+    /// The head's bytes are swapped in (the connection gets the previous request's buffer
+    /// back to fill next time), so that no request allocates for them.
+    func prepare(head: RequestHead, headBytes: inout [UInt8], body: [UInt8], connection: HTTPConnection) {
         self.head = head
-        self.headBytes = headBytes
-        methodKind = Method(headBytes[head.method])
+        swap(&self.headBytes, &headBytes)
+        methodKind = self.headBytes.withUnsafeBytes { Method(UnsafeRawBufferPointer(rebasing: $0[head.method])) }
         cachedCommand = nil
         cachedPath = nil
         cachedVersion = nil
@@ -291,7 +299,7 @@ open class BaseHTTPRequestHandler {
         } else if head.connectionKeepAlive && protocolIsHTTP11 && !head.isHTTP09 {
             closeConnection = false
         }
-        if server.isShuttingDown { closeConnection = true }
+        if owner.isShuttingDown { closeConnection = true }
         connection.beginResponse()
     }
 
@@ -340,13 +348,13 @@ open class BaseHTTPRequestHandler {
             isHTTP09: isHTTP09Request,
             canChunk: (head?.isHTTP11OrLater ?? false) && protocolIsHTTP11,
             echoKeepAlive: !(head?.isHTTP11OrLater ?? true) && !closeConnection,
-            bufferSize: server.configuration.responseBufferSize)
+            bufferSize: owner.configuration.responseBufferSize)
     }
 
     /// Ends the response's framing; logs a response that does not add up.
     func completeResponse() {
         guard let connection else { return }
-        if server.isShuttingDown { closeConnection = true }
+        if owner.isShuttingDown { closeConnection = true }
         let (close, problem) = connection.completeResponseFraming(responseContext,
                                                                   closeConnection: closeConnection)
         closeConnection = close
@@ -368,19 +376,34 @@ extension BaseHTTPRequestHandler: Sendable {}
 private enum Method {
     case get, head, post, put, delete, patch, options, trace, connect, other
 
-    init(_ name: ArraySlice<UInt8>) {
-        switch name.count {
-        case 3 where name.elementsEqual("GET".utf8): self = .get
-        case 3 where name.elementsEqual("PUT".utf8): self = .put
-        case 4 where name.elementsEqual("HEAD".utf8): self = .head
-        case 4 where name.elementsEqual("POST".utf8): self = .post
-        case 5 where name.elementsEqual("PATCH".utf8): self = .patch
-        case 5 where name.elementsEqual("TRACE".utf8): self = .trace
-        case 6 where name.elementsEqual("DELETE".utf8): self = .delete
-        case 7 where name.elementsEqual("OPTIONS".utf8): self = .options
-        case 7 where name.elementsEqual("CONNECT".utf8): self = .connect
+    init(_ name: UnsafeRawBufferPointer) {
+        // Methods are at most 7 bytes here: compare them as one little-endian integer.
+        guard name.count <= 7 else {
+            self = .other
+            return
+        }
+        var word: UInt64 = 0
+        for (index, byte) in name.enumerated() { word |= UInt64(byte) << (8 * UInt64(index)) }
+        switch word {
+        case Method.word("GET"): self = .get
+        case Method.word("PUT"): self = .put
+        case Method.word("HEAD"): self = .head
+        case Method.word("POST"): self = .post
+        case Method.word("PATCH"): self = .patch
+        case Method.word("TRACE"): self = .trace
+        case Method.word("DELETE"): self = .delete
+        case Method.word("OPTIONS"): self = .options
+        case Method.word("CONNECT"): self = .connect
         default: self = .other
         }
+    }
+
+    private static func word(_ name: StaticString) -> UInt64 {
+        var word: UInt64 = 0
+        for index in 0..<name.utf8CodeUnitCount {
+            word |= UInt64(name.utf8Start[index]) << (8 * UInt64(index))
+        }
+        return word
     }
 }
 

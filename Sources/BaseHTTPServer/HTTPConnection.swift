@@ -7,6 +7,10 @@ import UVLoop
 /// Everything happens on the loop thread. Reads are parsed straight from the loop's buffer;
 /// only the unfinished head of a request (or input waiting behind a deferred response) is
 /// copied into `pending`.
+///
+/// The mutable state is loop-confined and no access to it overlaps another (no `inout` is
+/// held across a call out), so its stored properties are `@exclusivity(unchecked)`: the
+/// dynamic exclusivity check would otherwise cost more than the parsing of a small request.
 final class HTTPConnection: TCPConnectionDelegate {
     enum Phase {
         /// Between requests, no byte of the next one seen yet.
@@ -23,40 +27,42 @@ final class HTTPConnection: TCPConnectionDelegate {
         case closing
     }
 
-    unowned let server: HTTPServer
+    /// The server outlives its connections: `serveForever()` returns only after every
+    /// connection has closed, so no reference count traffic is needed.
+    unowned(unsafe) let server: HTTPServer
     let tcp: TCPConnection
-    private(set) var handler: BaseHTTPRequestHandler!
-    private var parser: RequestParser
-    private(set) var phase = Phase.idle
+    @exclusivity(unchecked) private(set) var handler: BaseHTTPRequestHandler!
+    @exclusivity(unchecked) private var parser: RequestParser
+    @exclusivity(unchecked) private(set) var phase = Phase.idle
 
     /// Bytes received but not yet parsed, or the unfinished head of the current request.
-    private var pending: [UInt8] = []
+    @exclusivity(unchecked) private var pending: [UInt8] = []
     /// How much of `pending` the parser has consumed already (it never rescans).
-    private var pendingParsed = 0
+    @exclusivity(unchecked) private var pendingParsed = 0
     /// The current request's head bytes and the decoded body, until it is dispatched.
-    private var head: RequestHead?
-    private var headBytes: [UInt8] = []
-    private var body: [UInt8] = []
+    @exclusivity(unchecked) private var head: RequestHead?
+    @exclusivity(unchecked) private var headBytes: [UInt8] = []
+    @exclusivity(unchecked) private var body: [UInt8] = []
 
     /// Output produced since the last write; everything from one read leaves in one write.
-    var output: [UInt8] = []
+    @exclusivity(unchecked) var output: [UInt8] = []
     /// Whether output has reached the socket since the current response began.
-    var responseFlushed = false
+    @exclusivity(unchecked) var responseFlushed = false
     /// Where the current response starts in `output` (to replace it after a handler error).
-    private var responseStart = 0
+    @exclusivity(unchecked) private var responseStart = 0
     /// Whether `parse` is on the stack (so that nothing re-enters it).
-    private var parsing = false
+    @exclusivity(unchecked) private var parsing = false
     /// The framing state of the response being produced.
-    var response = ResponseState()
+    @exclusivity(unchecked) var response = ResponseState()
 
     /// Whether reading stopped because unsent output passed the high-water mark.
-    private var outputBlocked = false
+    @exclusivity(unchecked) private var outputBlocked = false
     /// Whether reading stopped because too much input waits to be processed.
-    private var inputBlocked = false
-    private var peerClosed = false
+    @exclusivity(unchecked) private var inputBlocked = false
+    @exclusivity(unchecked) private var peerClosed = false
     /// Loop times (ms) for the deadlines.
-    private var phaseSince: UInt64
-    private var writeProgressAt: UInt64
+    @exclusivity(unchecked) private var phaseSince: UInt64
+    @exclusivity(unchecked) private var writeProgressAt: UInt64
     /// This connection's index in the server's list (for O(1) removal).
     var slot = 0
 
@@ -233,9 +239,10 @@ final class HTTPConnection: TCPConnectionDelegate {
         case .none:
             return true
         case .continue100:
-            handler.prepare(head: head, headBytes: headBytes, body: [], connection: self)
+            handler.prepare(head: head, headBytes: &headBytes, body: [], connection: self)
             if handler.handleExpect100() {
-                response = ResponseState()
+                swap(&headBytes, &handler.headBytes)  // dispatch() hands them over again
+                response.reset()
                 flushOutput()
                 return true
             }
@@ -243,7 +250,7 @@ final class HTTPConnection: TCPConnectionDelegate {
             finishResponse()
             return false
         case .other:
-            handler.prepare(head: head, headBytes: headBytes, body: [], connection: self)
+            handler.prepare(head: head, headBytes: &headBytes, body: [], connection: self)
             handler.sendError(417)
             finishResponse()
             return false
@@ -256,14 +263,14 @@ final class HTTPConnection: TCPConnectionDelegate {
         phase = .handling
         let requestBody = body
         body = []
-        handler.prepare(head: head, headBytes: headBytes, body: requestBody, connection: self)
+        handler.prepare(head: head, headBytes: &headBytes, body: requestBody, connection: self)
         handler.run()
         if phase == .handling { finishResponse() }
     }
 
     /// Resets the response state for a new request.
     func beginResponse() {
-        response = ResponseState()
+        response.reset()
         responseStart = output.count
         responseFlushed = false
     }
@@ -274,7 +281,7 @@ final class HTTPConnection: TCPConnectionDelegate {
         handler.logError("error in handler for \(handler.requestline.debugDescription): \(error)")
         if !responseFlushed {
             output.removeSubrange(responseStart...)
-            response = ResponseState()
+            response.reset()
             handler.sendError(500)
         } else {
             response.stage = .raw

@@ -105,11 +105,18 @@ func asciiLowercase(_ byte: UInt8) -> UInt8 {
 
 /// Decodes bytes as ISO-8859-1, as Python does for request lines and header fields: ASCII
 /// stays as it is, and every other byte becomes the code point of the same number.
-func latin1String(_ bytes: some Collection<UInt8>) -> String {
-    if bytes.allSatisfy({ $0 < 0x80 }) {
-        return String(decoding: bytes, as: UTF8.self)
+func latin1String(_ bytes: ArraySlice<UInt8>) -> String {
+    bytes.withUnsafeBufferPointer { bytes in
+        var high: UInt8 = 0
+        for byte in bytes { high |= byte }
+        if high < 0x80 { return String(decoding: bytes, as: UTF8.self) }
+        var scalars = String.UnicodeScalarView()
+        for byte in bytes { scalars.append(Unicode.Scalar(byte)) }
+        return String(scalars)
     }
-    var scalars = String.UnicodeScalarView()
-    for byte in bytes { scalars.append(Unicode.Scalar(byte)) }
-    return String(scalars)
+}
+
+/// Decodes bytes as ISO-8859-1 (see the slice version).
+func latin1String(_ bytes: [UInt8]) -> String {
+    latin1String(bytes[...])
 }

@@ -21,20 +21,26 @@ open class HTTPServer: @unchecked Sendable {
     /// The bound address (`server_address`).
     public let serverAddress: (host: String, port: Int)
     /// Limits and timeouts; set them before serving.
-    public var configuration = Configuration()
+    ///
+    /// This and the other loop-confined fields below are `@exclusivity(unchecked)`: they are
+    /// read on every request, never accessed from two places at once, and the dynamic check
+    /// would be a noticeable part of a request's cost.
+    @exclusivity(unchecked) public var configuration = Configuration()
     /// How long `handleRequest()` waits before calling `handleTimeout()`; nil waits for ever.
     open var timeout: Double?
 
     private var listener: TCPListener?
-    private var connections: [HTTPConnection] = []
-    private(set) var isShuttingDown = false
+    @exclusivity(unchecked) private var connections: [HTTPConnection] = []
+    @exclusivity(unchecked) private(set) var isShuttingDown = false
     private var sweepTimer: Timer?
     private var graceTimer: Timer?
-    private var completedRequests = 0
+    @exclusivity(unchecked) private var completedRequests = 0
     private var lastAcceptErrorLog = 0
     private let serving = ServingState()
-    private var cachedDate = ""
-    private var cachedDateSecond = -1
+    @exclusivity(unchecked) private var cachedDate = ""
+    @exclusivity(unchecked) private var cachedDateSecond = -1
+    /// Status lines with the handler class's default phrase, made once per code.
+    @exclusivity(unchecked) private var statusLines: [Int: [UInt8]] = [:]
 
     /// Binds `address` and listens (`server_bind` and `server_activate`).
     /// - Parameters:
@@ -200,6 +206,14 @@ open class HTTPServer: @unchecked Sendable {
             index -= 1
             if index < connections.count { connections[index].checkDeadlines(now: now) }
         }
+    }
+
+    /// `protocolVersion code phrase\r\n` for the handler class, made once per code.
+    func defaultStatusLine(_ code: Int, for handler: BaseHTTPRequestHandler) -> [UInt8] {
+        if let line = statusLines[code] { return line }
+        let line = handler.statusLine(code, type(of: handler).responses[code]?.0 ?? "")
+        statusLines[code] = line
+        return line
     }
 
     /// The `Date` header's value, formatted once a second.

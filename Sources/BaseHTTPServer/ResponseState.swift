@@ -36,6 +36,22 @@ struct ResponseState {
     /// HEAD, 204 and 304 responses carry no body bytes on the wire.
     var suppressBody = false
 
+    /// Back to "nothing sent", keeping the buffers' capacity for the next response.
+    mutating func reset() {
+        stage = .none
+        head.removeAll(keepingCapacity: true)
+        status = 0
+        declaredLength = nil
+        sentTransferEncoding = false
+        sentConnection = false
+        if held.capacity > 1 << 16 { held = [] } else { held.removeAll(keepingCapacity: true) }
+        bodyCount = 0
+        suppressBody = false
+    }
+
+    /// The header fields whose presence decides the framing.
+    enum NotableField { case other, connection, contentLength, transferEncoding }
+
     /// Whether a status with this code never has a body.
     static func isBodiless(_ status: Int) -> Bool {
         status < 200 || status == 204 || status == 304
@@ -63,25 +79,42 @@ extension HTTPConnection {
     }
 
     /// Adds a header line to the head and notes the fields that decide the framing.
-    func appendHeaderLine(name: String, value: String) {
-        var name = name, value = value
-        name.withUTF8 { response.head.append(contentsOf: $0) }
-        response.head.append(UInt8(ascii: ":"))
-        response.head.append(UInt8(ascii: " "))
-        value.withUTF8 { response.head.append(contentsOf: $0) }
-        response.head.append(UInt8(ascii: "\r"))
-        response.head.append(UInt8(ascii: "\n"))
-        switch name.count {
-        case 10 where name.lowercased() == "connection":
-            response.sentConnection = true
-        case 14 where name.lowercased() == "content-length":
-            response.declaredLength = Int(value.trimmingASCIIWhitespace())
-        case 17 where name.lowercased() == "transfer-encoding":
-            response.sentTransferEncoding = true
-        default:
-            break
+    /// - Returns: which notable field it was, or nil when the name or value holds CR, LF or
+    ///   NUL: then nothing is added (no header injection).
+    func appendHeaderLine(name: String, value: String) -> ResponseState.NotableField? {
+        let field = withUTF8(of: name) { name -> ResponseState.NotableField? in
+            guard isSafeHeaderText(name) else { return nil }
+            response.head.append(contentsOf: name)
+            switch name.count {
+            case 10 where asciiCaseInsensitiveEquals(name, "connection"): return .connection
+            case 14 where asciiCaseInsensitiveEquals(name, "content-length"): return .contentLength
+            case 17 where asciiCaseInsensitiveEquals(name, "transfer-encoding"): return .transferEncoding
+            default: return .other
+            }
+        }
+        guard let field else { return nil }
+        let nameEnd = response.head.count
+        let valueIsSafe = withUTF8(of: value) { value -> Bool in
+            guard isSafeHeaderText(value) else { return false }
+            response.head.append(UInt8(ascii: ":"))
+            response.head.append(UInt8(ascii: " "))
+            response.head.append(contentsOf: value)
+            response.head.append(UInt8(ascii: "\r"))
+            response.head.append(UInt8(ascii: "\n"))
+            return true
+        }
+        guard valueIsSafe else {
+            response.head.removeSubrange((nameEnd - name.utf8.count)...)
+            return nil
+        }
+        switch field {
+        case .connection: response.sentConnection = true
+        case .contentLength: response.declaredLength = Int(value.trimmingASCIIWhitespace())
+        case .transferEncoding: response.sentTransferEncoding = true
+        case .other: break
         }
         if response.stage == .none { response.stage = .collecting }
+        return field
     }
 
     /// Ends the head (Python's `end_headers`): interim (1xx) heads leave at once; a head that
@@ -90,14 +123,14 @@ extension HTTPConnection {
         if response.stage == .collecting && response.status >= 100 && response.status < 200 {
             output.append(contentsOf: response.head)
             output.append(contentsOf: crlf)
-            response = ResponseState()
+            response.reset()
             return
         }
         guard response.stage == .collecting else {
             // No status line (or a second head): Python writes the lines as they are.
             output.append(contentsOf: response.head)
             output.append(contentsOf: crlf)
-            response.head.removeAll()
+            response.head.removeAll(keepingCapacity: true)
             response.stage = .raw
             return
         }
@@ -114,7 +147,7 @@ extension HTTPConnection {
     /// handler is framing the response by hand.
     func flushHead() {
         output.append(contentsOf: response.head)
-        response.head.removeAll()
+        response.head.removeAll(keepingCapacity: true)
         if response.stage == .collecting { response.stage = .raw }
     }
 
@@ -149,7 +182,7 @@ extension HTTPConnection {
         let held = response.held
         response.held = []
         if context.canChunk {
-            response.head.append(contentsOf: "Transfer-Encoding: chunked\r\n".utf8)
+            response.head.append(contentsOf: transferEncodingChunkedLine)
             commitHead(context, closeConnection: closeConnection)
             response.stage = .chunked
             held.withUnsafeBytes { appendChunk($0) }
@@ -177,8 +210,8 @@ extension HTTPConnection {
         case .held:
             let status = response.status
             if !ResponseState.isBodiless(status) && !(context.isHEAD && response.bodyCount == 0) {
-                response.head.append(contentsOf: "Content-Length: ".utf8)
-                response.head.append(contentsOf: String(response.bodyCount).utf8)
+                response.head.append(contentsOf: contentLengthPrefix)
+                appendDecimal(response.bodyCount, to: &response.head)
                 response.head.append(contentsOf: crlf)
             }
             commitHead(context, closeConnection: close)
@@ -190,11 +223,11 @@ extension HTTPConnection {
                 problem = "Content-Length \(declared) but \(response.bodyCount) body bytes written"
             }
         case .chunked:
-            output.append(contentsOf: "0\r\n\r\n".utf8)
+            output.append(contentsOf: lastChunk)
         case .untilClose, .raw:
             close = true
         }
-        response = ResponseState()
+        response.reset()
         return (close, problem)
     }
 
@@ -202,13 +235,13 @@ extension HTTPConnection {
         output.append(contentsOf: response.head)
         if !response.sentConnection {
             if closeConnection {
-                output.append(contentsOf: "Connection: close\r\n".utf8)
+                output.append(contentsOf: connectionCloseLine)
             } else if context.echoKeepAlive {
-                output.append(contentsOf: "Connection: keep-alive\r\n".utf8)
+                output.append(contentsOf: connectionKeepAliveLine)
             }
         }
         output.append(contentsOf: crlf)
-        response.head.removeAll()
+        response.head.removeAll(keepingCapacity: true)
     }
 
     private func appendChunk(_ bytes: UnsafeRawBufferPointer) {
@@ -221,6 +254,67 @@ extension HTTPConnection {
 }
 
 private let crlf: [UInt8] = [13, 10]
+private let contentLengthPrefix = Array("Content-Length: ".utf8)
+private let connectionCloseLine = Array("Connection: close\r\n".utf8)
+private let connectionKeepAliveLine = Array("Connection: keep-alive\r\n".utf8)
+private let transferEncodingChunkedLine = Array("Transfer-Encoding: chunked\r\n".utf8)
+private let lastChunk = Array("0\r\n\r\n".utf8)
+
+/// Appends the decimal digits of a non-negative integer.
+func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits, no allocation
+    var count = 0
+    var rest = UInt(max(value, 0))
+    withUnsafeMutableBytes(of: &digits) { buffer in
+        repeat {
+            buffer[23 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+            count += 1
+        } while rest > 0
+        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
+    }
+}
+
+/// Whether `bytes` equal the ASCII `text`, ignoring case.
+func asciiCaseInsensitiveEquals(_ bytes: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
+    guard bytes.count == text.utf8CodeUnitCount else { return false }
+    let other = text.utf8Start
+    for index in 0..<bytes.count where asciiLowercase(bytes[index]) != asciiLowercase(other[index]) {
+        return false
+    }
+    return true
+}
+
+/// Whether `string` equals the ASCII `text`, ignoring case.
+func asciiCaseInsensitiveEquals(_ string: String, _ text: StaticString) -> Bool {
+    withUTF8(of: string) { asciiCaseInsensitiveEquals($0, text) }
+}
+
+/// Calls `body` with the string's UTF-8 bytes, without copying a native string.
+@inline(__always)
+func withUTF8<T>(of string: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+    if let result = string.utf8.withContiguousStorageIfAvailable(body) { return result }
+    var copy = string
+    return copy.withUTF8(body)
+}
+
+/// Whether header bytes can be written as they are: no CR, LF or NUL.
+func isSafeHeaderText(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    // Eight bytes at a time: a word with no byte below 14 has none of the three.
+    let raw = UnsafeRawBufferPointer(bytes)
+    var index = 0
+    while index + 8 <= raw.count {
+        let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+        if (word &- 0x0E0E_0E0E_0E0E_0E0E) & ~word & 0x8080_8080_8080_8080 != 0 { break }
+        index += 8
+    }
+    while index < raw.count {
+        let byte = raw[index]
+        if byte == 13 || byte == 10 || byte == 0 { return false }
+        index += 1
+    }
+    return true
+}
 
 extension StringProtocol {
     /// The string without leading and trailing spaces and tabs.
