@@ -5,7 +5,7 @@ import PackageDescription
 
 let package = Package(
     name: "HTTPParserBenchmarks",
-    dependencies: [.package(path: "..")],
+    dependencies: [.package(name: "BaseHTTPServer", path: "..")],
     targets: [
         // The system's http_parser: a module map over <http_parser.h>, linked with -lhttp_parser.
         .systemLibrary(
@@ -16,7 +16,7 @@ let package = Package(
         .target(name: "CParserBench", dependencies: ["CHTTPParser"]),
         .executableTarget(
             name: "ParserBench",
-            dependencies: ["CParserBench", "CHTTPParser", .product(name: "HTTPParser", package: "main")]
+            dependencies: ["CParserBench", "CHTTPParser", .product(name: "HTTPParser", package: "BaseHTTPServer")]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -5,11 +5,11 @@ import PackageDescription
 
 let package = Package(
     name: "HTTPParserFuzz",
-    dependencies: [.package(path: "..")],
+    dependencies: [.package(name: "BaseHTTPServer", path: "..")],
     targets: [
         .executableTarget(
             name: "FuzzHTTPParser",
-            dependencies: [.product(name: "HTTPParser", package: "main")],
+            dependencies: [.product(name: "HTTPParser", package: "BaseHTTPServer")],
             swiftSettings: [.unsafeFlags(["-parse-as-library"])]
         )
     ],

@@ -86,7 +86,7 @@ import Testing
     func cost(_ text: [UInt8], readSize: Int, _ limits: ParserLimits) -> Duration {
         let clock = ContinuousClock()
         var best = Duration.seconds(1000)
-        for _ in 0..<3 {
+        for _ in 0..<5 {
             var parser = RequestParser(limits: limits)
             let elapsed = clock.measure {
                 text.withUnsafeBytes { all in
