@@ -125,6 +125,6 @@ import Testing
         // Linear gives about 4; rescanning each line from its start would give about 16.
         #expect(ratio < 8, "16 KiB: \(smallCost), 64 KiB: \(largeCost), ratio \(ratio)")
         let whole = cost(large, readSize: large.count, limits)
-        print("64 KiB head: byte by byte \(largeCost), whole \(whole)")
+        print("byte by byte: 16 KiB \(smallCost), 64 KiB \(largeCost); 64 KiB whole \(whole)")
     }
 }
