@@ -72,6 +72,10 @@ func residentSetSize() -> Int {
     return kilobytes * 1024
 }
 
+/// Whether AddressSanitizer or ThreadSanitizer is in the process.
+let underSanitizer = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+    || dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__tsan_init") != nil
+
 /// Counts answers another client gets while the download runs, and the slowest of them.
 final class SideTraffic: @unchecked Sendable {
     private let lock = NSLock()
@@ -165,10 +169,13 @@ struct SimpleHTTPRequestHandlerLargeFileTests {
         #expect(received == fixture.size)
         #expect(sum.value == fixture.checksum)
         let growth = peak - baseline
-        #expect(growth < 20 << 20, "RSS grew by \(growth >> 20) MB")
+        // A sanitizer's allocator keeps freed memory in quarantine: RSS says nothing there.
+        if !underSanitizer {
+            #expect(growth < 20 << 20, "RSS grew by \(growth >> 20) MB")
+        }
         #expect(side.answered >= 3, "answered \(side.answered) side requests")
         #expect(side.failures == 0)
-        #expect(side.slowest < 0.5, "slowest side answer took \(side.slowest) s")
+        #expect(side.slowest < (underSanitizer ? 2 : 0.5), "slowest side answer took \(side.slowest) s")
         print("200 MB download: \(String(format: "%.2f", elapsed)) s, RSS growth "
               + "\(String(format: "%.1f", Double(growth) / 1_048_576)) MB, side answers \(side.answered), "
               + "slowest \(String(format: "%.3f", side.slowest)) s")
