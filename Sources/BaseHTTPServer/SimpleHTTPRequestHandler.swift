@@ -170,7 +170,8 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     /// Sends the head for the regular file at `real` (200, 206, 304 or 416) and returns its
     /// body, or answers 404 when it cannot be opened or is not a regular file.
     private func sendFileHead(_ real: String, contentType: String) -> Body? {
-        let descriptor = Glibc.open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        // `real` has no links left; O_NOFOLLOW keeps its last component from becoming one meanwhile.
+        let descriptor = Glibc.open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW)
         guard descriptor >= 0 else {
             sendError(404, message: "File not found")
             return nil
@@ -227,9 +228,12 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
             ? real : nil
     }
 
-    /// The first of `indexPages` that exists in the directory `real` (`os.path.exists`).
+    /// The first of `indexPages` that is a file in the directory `real` (a directory named
+    /// `index.html` does not hide the listing).
     private func indexPage(in real: String) -> String? {
-        Self.indexPages.first { fileStatus(real + "/" + $0) != nil }
+        Self.indexPages.first { name in
+            fileStatus(real + "/" + name).map { !isDirectory($0) } ?? false
+        }
     }
 
     /// 301 to `location` with an empty body. `location` is the request's own path with a `/`

@@ -138,7 +138,7 @@ func shutDownOnSignals(_ server: HTTPServer) {
 }
 
 signal(SIGPIPE, SIG_IGN)
-var options = parse(Array(CommandLine.arguments.dropFirst()))
+let options = parse(Array(CommandLine.arguments.dropFirst()))
 guard options.protocolVersion == "HTTP/1.1" || options.protocolVersion == "HTTP/1.0" else {
     fail("argument -p/--protocol: expected HTTP/1.0 or HTTP/1.1, not '\(options.protocolVersion)'")
 }
