@@ -24,9 +24,20 @@ extension BaseHTTPRequestHandler {
         line.append(UInt8(ascii: " "))
         appendDecimal(code, to: &line)
         line.append(UInt8(ascii: " "))
-        line.append(contentsOf: message.utf8)
+        // A reason phrase is HTAB, SP, VCHAR and obs-text only (RFC 9112 §4): any other
+        // control character becomes a space, so a message cannot start a header line.
+        var replaced = false
+        for byte in message.utf8 {
+            if (byte < 0x20 && byte != 0x09) || byte == 0x7F {
+                line.append(UInt8(ascii: " "))
+                replaced = true
+            } else {
+                line.append(byte)
+            }
+        }
         line.append(13)
         line.append(10)
+        if replaced { logError("control characters in the reason phrase for \(code) were replaced") }
         return line
     }
 
@@ -41,38 +52,22 @@ extension BaseHTTPRequestHandler {
 
     /// `"request line" code size`, Python's access-log message, built in one allocation.
     func requestLogLine(code: Int?, size: Int?) -> String {
-        var line = requestline
-        let count = line.utf8.count + 24
-        return String(unsafeUninitializedCapacity: count) { buffer in
-            var index = 0
-            func put(_ byte: UInt8) {
-                buffer[index] = byte
+        let line = requestline
+        return withUTF8(of: line) { line in
+            String(unsafeUninitializedCapacity: line.count + 48) { buffer in
+                buffer[0] = UInt8(ascii: "\"")
+                var index = 1
+                for byte in line {
+                    buffer[index] = byte
+                    index += 1
+                }
+                buffer[index] = UInt8(ascii: "\"")
                 index += 1
+                buffer[index] = UInt8(ascii: " ")
+                index = writeLogNumber(code, into: buffer, at: index + 1)
+                buffer[index] = UInt8(ascii: " ")
+                return writeLogNumber(size, into: buffer, at: index + 1)
             }
-            func putNumber(_ number: Int?) {
-                guard let number, number >= 0, number < 1_000_000_000 else {
-                    if let number {
-                        for byte in String(number).utf8.prefix(10) { put(byte) }
-                    } else {
-                        put(UInt8(ascii: "-"))
-                    }
-                    return
-                }
-                var divisor = 1
-                while divisor * 10 <= number { divisor *= 10 }
-                while divisor > 0 {
-                    put(UInt8(ascii: "0") + UInt8(number / divisor % 10))
-                    divisor /= 10
-                }
-            }
-            put(UInt8(ascii: "\""))
-            line.withUTF8 { for byte in $0 { put(byte) } }
-            put(UInt8(ascii: "\""))
-            put(UInt8(ascii: " "))
-            putNumber(code)
-            put(UInt8(ascii: " "))
-            putNumber(size)
-            return index
         }
     }
 
@@ -84,6 +79,32 @@ extension BaseHTTPRequestHandler {
         }
         connection.flushOutput()
     }
+}
+
+/// Writes `number` in decimal (or `-` for nil) at `index`; returns the index after it.
+private func writeLogNumber(_ number: Int?, into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
+    guard let number else {
+        buffer[index] = UInt8(ascii: "-")
+        return index + 1
+    }
+    var index = index
+    if number < 0 {
+        buffer[index] = UInt8(ascii: "-")
+        index += 1
+    }
+    let magnitude = number.magnitude
+    var digitCount = 1
+    var rest = magnitude / 10
+    while rest > 0 {
+        digitCount += 1
+        rest /= 10
+    }
+    rest = magnitude
+    for offset in stride(from: digitCount - 1, through: 0, by: -1) {
+        buffer[index + offset] = UInt8(ascii: "0") + UInt8(rest % 10)
+        rest /= 10
+    }
+    return index + digitCount
 }
 
 /// Whether a header name or value can be written as it is: no CR, LF or NUL.

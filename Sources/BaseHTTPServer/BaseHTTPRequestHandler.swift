@@ -18,7 +18,9 @@ open class BaseHTTPRequestHandler {
     unowned(unsafe) let owner: HTTPServer
 
     /// The connection, while it is open; nil once the client is gone (writes are then dropped).
-    @exclusivity(unchecked) var connection: HTTPConnection?
+    /// The connection owns the handler and clears this when it closes, so the reference
+    /// needs no counting.
+    @exclusivity(unchecked) unowned(unsafe) var connection: HTTPConnection?
 
     // MARK: Request attributes (reset before each request)
 

@@ -31,7 +31,8 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// connection has closed, so no reference count traffic is needed.
     unowned(unsafe) let server: HTTPServer
     let tcp: TCPConnection
-    @exclusivity(unchecked) private(set) var handler: BaseHTTPRequestHandler!
+    /// The connection's one handler instance, for its whole life (Python's model).
+    let handler: BaseHTTPRequestHandler
     @exclusivity(unchecked) private var parser: RequestParser
     @exclusivity(unchecked) private(set) var phase = Phase.idle
 
@@ -45,7 +46,7 @@ final class HTTPConnection: TCPConnectionDelegate {
     @exclusivity(unchecked) private var body: [UInt8] = []
 
     /// Output produced since the last write; everything from one read leaves in one write.
-    @exclusivity(unchecked) var output: [UInt8] = []
+    @exclusivity(unchecked) var output = ByteBuffer()
     /// Whether output has reached the socket since the current response began.
     @exclusivity(unchecked) var responseFlushed = false
     /// Where the current response starts in `output` (to replace it after a handler error).
@@ -112,6 +113,7 @@ final class HTTPConnection: TCPConnectionDelegate {
             }
         }
         flushOutput()
+        closeIfPeerIsDone()
     }
 
     func connectionDidReadEOF(_ connection: TCPConnection) {
@@ -158,6 +160,16 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     private var isBlocked: Bool { outputBlocked || phase == .deferred || phase == .handling }
 
+    /// After the client half-closed: close once nothing it sent is left to answer (an
+    /// unfinished request can never complete now).
+    private func closeIfPeerIsDone() {
+        guard peerClosed, !isBlocked, tcp.isOpen else { return }
+        switch phase {
+        case .idle, .head, .body: closeGracefully()
+        case .handling, .deferred, .closing: break
+        }
+    }
+
     /// Parses what waits in `pending` (after a deferred response or backpressure ends).
     private func parsePending() {
         guard !pending.isEmpty, !isBlocked, phase != .closing else { return }
@@ -179,7 +191,7 @@ final class HTTPConnection: TCPConnectionDelegate {
         if !inputBlocked && !peerClosed { tcp.startReading() }
         parsePending()
         flushOutput()
-        if peerClosed && phase == .idle && pending.isEmpty { closeGracefully() }
+        closeIfPeerIsDone()
     }
 
     /// Runs the parser over `window` from `start`, dispatching each complete request, until it
@@ -280,7 +292,7 @@ final class HTTPConnection: TCPConnectionDelegate {
     func handlerDidThrow(_ error: any Error) {
         handler.logError("error in handler for \(handler.requestline.debugDescription): \(error)")
         if !responseFlushed {
-            output.removeSubrange(responseStart...)
+            output.truncate(to: responseStart)
             response.reset()
             handler.sendError(500)
         } else {
@@ -300,9 +312,11 @@ final class HTTPConnection: TCPConnectionDelegate {
         guard phase != .closing else { return }
         handler.completeResponse()
         server.requestDidComplete()
-        if handler.closeConnection || peerClosed || server.isShuttingDown {
+        if handler.closeConnection || server.isShuttingDown {
             closeGracefully()
         } else {
+            // A client that half-closed still gets answers to everything it sent: the
+            // connection closes once the input waiting behind this response is answered.
             phase = .idle
             phaseSince = now
         }
@@ -334,18 +348,14 @@ final class HTTPConnection: TCPConnectionDelegate {
         guard !output.isEmpty else { return }
         if tcp.isOpen {
             if tcp.queuedBytes == 0 { writeProgressAt = now }
-            tcp.write(output)
+            tcp.write(output.bytes)
             responseFlushed = true
             if tcp.queuedBytes > server.configuration.outputHighWaterMark && !outputBlocked {
                 outputBlocked = true
                 tcp.stopReading()
             }
         }
-        if output.count > 1 << 16 {
-            output = []
-        } else {
-            output.removeAll(keepingCapacity: true)
-        }
+        output.removeAll(keepingAtMost: 1 << 16)
     }
 
     /// Sends what is buffered, half-closes once it has left, and closes when the client has

@@ -3,7 +3,7 @@
 /// Python's handler writes its head into a buffer and its body straight to the socket; here
 /// the head is held until the body's length is known, so that the server can add
 /// `Content-Length` itself, or switch to chunked encoding when the body outgrows the buffer.
-struct ResponseState {
+struct ResponseState: ~Copyable {
     enum Stage {
         /// Nothing sent for this request yet.
         case none
@@ -24,13 +24,13 @@ struct ResponseState {
 
     var stage = Stage.none
     /// The status line and header lines not yet sent.
-    var head: [UInt8] = []
+    var head = ByteBuffer()
     var status = 0
     var declaredLength: Int?
     var sentTransferEncoding = false
     var sentConnection = false
     /// Body bytes held while the length is unknown.
-    var held: [UInt8] = []
+    var held = ByteBuffer()
     /// Body bytes the handler wrote (counted even where they are not sent, as for HEAD).
     var bodyCount = 0
     /// HEAD, 204 and 304 responses carry no body bytes on the wire.
@@ -39,12 +39,12 @@ struct ResponseState {
     /// Back to "nothing sent", keeping the buffers' capacity for the next response.
     mutating func reset() {
         stage = .none
-        head.removeAll(keepingCapacity: true)
+        head.removeAll(keepingAtMost: 1 << 16)
         status = 0
         declaredLength = nil
         sentTransferEncoding = false
         sentConnection = false
-        if held.capacity > 1 << 16 { held = [] } else { held.removeAll(keepingCapacity: true) }
+        held.removeAll(keepingAtMost: 1 << 16)
         bodyCount = 0
         suppressBody = false
     }
@@ -72,8 +72,8 @@ struct ResponseContext {
 
 extension HTTPConnection {
     /// Adds a status line to the head (Python's `send_response_only`).
-    func appendStatusLine(_ line: some Collection<UInt8>, status: Int) {
-        response.head.append(contentsOf: line)
+    func appendStatusLine(_ line: [UInt8], status: Int) {
+        response.head.append(line)
         response.status = status
         if response.stage == .none { response.stage = .collecting }
     }
@@ -84,7 +84,7 @@ extension HTTPConnection {
     func appendHeaderLine(name: String, value: String) -> ResponseState.NotableField? {
         let field = withUTF8(of: name) { name -> ResponseState.NotableField? in
             guard isSafeHeaderText(name) else { return nil }
-            response.head.append(contentsOf: name)
+            response.head.append(name)
             switch name.count {
             case 10 where asciiCaseInsensitiveEquals(name, "connection"): return .connection
             case 14 where asciiCaseInsensitiveEquals(name, "content-length"): return .contentLength
@@ -98,13 +98,13 @@ extension HTTPConnection {
             guard isSafeHeaderText(value) else { return false }
             response.head.append(UInt8(ascii: ":"))
             response.head.append(UInt8(ascii: " "))
-            response.head.append(contentsOf: value)
+            response.head.append(value)
             response.head.append(UInt8(ascii: "\r"))
             response.head.append(UInt8(ascii: "\n"))
             return true
         }
         guard valueIsSafe else {
-            response.head.removeSubrange((nameEnd - name.utf8.count)...)
+            response.head.truncate(to: nameEnd - name.utf8.count)
             return nil
         }
         switch field {
@@ -121,16 +121,16 @@ extension HTTPConnection {
     /// declares its framing is sent; any other is held until the body's length is known.
     func endHead(_ context: ResponseContext, closeConnection: Bool) {
         if response.stage == .collecting && response.status >= 100 && response.status < 200 {
-            output.append(contentsOf: response.head)
-            output.append(contentsOf: crlf)
+            output.append(response.head)
+            output.append(crlf)
             response.reset()
             return
         }
         guard response.stage == .collecting else {
             // No status line (or a second head): Python writes the lines as they are.
-            output.append(contentsOf: response.head)
-            output.append(contentsOf: crlf)
-            response.head.removeAll(keepingCapacity: true)
+            output.append(response.head)
+            output.append(crlf)
+            response.head.removeAll()
             response.stage = .raw
             return
         }
@@ -146,8 +146,8 @@ extension HTTPConnection {
     /// Sends the head as collected so far, without ending it (Python's `flush_headers`): the
     /// handler is framing the response by hand.
     func flushHead() {
-        output.append(contentsOf: response.head)
-        response.head.removeAll(keepingCapacity: true)
+        output.append(response.head)
+        response.head.removeAll()
         if response.stage == .collecting { response.stage = .raw }
     }
 
@@ -155,22 +155,22 @@ extension HTTPConnection {
     func appendBody(_ bytes: UnsafeRawBufferPointer, _ context: ResponseContext) -> Bool {
         switch response.stage {
         case .none, .collecting, .raw:
-            output.append(contentsOf: bytes)
+            output.append(bytes)
             response.stage = .raw
         case .held:
             response.bodyCount += bytes.count
             guard !response.suppressBody else { return false }
-            response.held.append(contentsOf: bytes)
+            response.held.append(bytes)
             if response.held.count > context.bufferSize { return true }
         case .passthrough:
             response.bodyCount += bytes.count
-            if !response.suppressBody { output.append(contentsOf: bytes) }
+            if !response.suppressBody { output.append(bytes) }
         case .chunked:
             response.bodyCount += bytes.count
             if !response.suppressBody { appendChunk(bytes) }
         case .untilClose:
             response.bodyCount += bytes.count
-            output.append(contentsOf: bytes)
+            output.append(bytes)
         }
         return false
     }
@@ -179,18 +179,18 @@ extension HTTPConnection {
     /// delimited by closing the connection. Returns whether the connection must close.
     func startStreaming(_ context: ResponseContext, closeConnection: Bool) -> Bool {
         guard response.stage == .held else { return closeConnection }
-        let held = response.held
-        response.held = []
         if context.canChunk {
-            response.head.append(contentsOf: transferEncodingChunkedLine)
+            response.head.append(transferEncodingChunkedLine)
             commitHead(context, closeConnection: closeConnection)
             response.stage = .chunked
-            held.withUnsafeBytes { appendChunk($0) }
+            appendChunk(response.held.bytes)
+            response.held.removeAll(keepingAtMost: 1 << 16)
             return closeConnection
         }
         commitHead(context, closeConnection: true)
         response.stage = .untilClose
-        output.append(contentsOf: held)
+        output.append(response.held)
+        response.held.removeAll(keepingAtMost: 1 << 16)
         return true
     }
 
@@ -210,12 +210,12 @@ extension HTTPConnection {
         case .held:
             let status = response.status
             if !ResponseState.isBodiless(status) && !(context.isHEAD && response.bodyCount == 0) {
-                response.head.append(contentsOf: contentLengthPrefix)
-                appendDecimal(response.bodyCount, to: &response.head)
-                response.head.append(contentsOf: crlf)
+                response.head.append(contentLengthPrefix)
+                response.head.appendDecimal(response.bodyCount)
+                response.head.append(crlf)
             }
             commitHead(context, closeConnection: close)
-            output.append(contentsOf: response.held)
+            output.append(response.held)
         case .passthrough:
             if let declared = response.declaredLength, !response.suppressBody,
                declared != response.bodyCount {
@@ -223,7 +223,7 @@ extension HTTPConnection {
                 problem = "Content-Length \(declared) but \(response.bodyCount) body bytes written"
             }
         case .chunked:
-            output.append(contentsOf: lastChunk)
+            output.append(lastChunk)
         case .untilClose, .raw:
             close = true
         }
@@ -232,24 +232,30 @@ extension HTTPConnection {
     }
 
     private func commitHead(_ context: ResponseContext, closeConnection: Bool) {
-        output.append(contentsOf: response.head)
+        output.append(response.head)
         if !response.sentConnection {
             if closeConnection {
-                output.append(contentsOf: connectionCloseLine)
+                output.append(connectionCloseLine)
             } else if context.echoKeepAlive {
-                output.append(contentsOf: connectionKeepAliveLine)
+                output.append(connectionKeepAliveLine)
             }
         }
-        output.append(contentsOf: crlf)
-        response.head.removeAll(keepingCapacity: true)
+        output.append(crlf)
+        response.head.removeAll()
     }
 
     private func appendChunk(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
-        output.append(contentsOf: String(bytes.count, radix: 16).utf8)
-        output.append(contentsOf: crlf)
-        output.append(contentsOf: bytes)
-        output.append(contentsOf: crlf)
+        var size = bytes.count
+        var digits: [UInt8] = []
+        repeat {
+            digits.append(hexDigits[size & 15])
+            size >>= 4
+        } while size > 0
+        output.append(Array(digits.reversed()))
+        output.append(crlf)
+        output.append(bytes)
+        output.append(crlf)
     }
 }
 
@@ -259,6 +265,7 @@ private let connectionCloseLine = Array("Connection: close\r\n".utf8)
 private let connectionKeepAliveLine = Array("Connection: keep-alive\r\n".utf8)
 private let transferEncodingChunkedLine = Array("Transfer-Encoding: chunked\r\n".utf8)
 private let lastChunk = Array("0\r\n\r\n".utf8)
+private let hexDigits = Array("0123456789abcdef".utf8)
 
 /// Appends the decimal digits of a non-negative integer.
 func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {

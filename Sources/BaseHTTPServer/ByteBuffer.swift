@@ -1,0 +1,93 @@
+/// A growable run of bytes with one owner: appending is a capacity check and a `memcpy`.
+///
+/// Output is assembled from many small appends per request (status line, header lines,
+/// body); `Array`'s copy-on-write checks and generic paths cost more than the copying itself.
+/// Being non-copyable, a buffer is never shared, so it needs none of that.
+struct ByteBuffer: ~Copyable {
+    private var base: UnsafeMutableRawPointer?
+    private(set) var count = 0
+    private(set) var capacity = 0
+
+    init() {}
+
+    deinit {
+        base?.deallocate()
+    }
+
+    /// The bytes, valid until the buffer is next changed.
+    var bytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: base, count: count)
+    }
+
+    var isEmpty: Bool { count == 0 }
+
+    mutating func append(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count > 0 else { return }
+        if count + bytes.count > capacity { grow(to: count + bytes.count) }
+        (base! + count).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        count += bytes.count
+    }
+
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        append(UnsafeRawBufferPointer(bytes))
+    }
+
+    mutating func append(_ bytes: [UInt8]) {
+        bytes.withUnsafeBytes { append($0) }
+    }
+
+    mutating func append(_ other: borrowing ByteBuffer) {
+        append(other.bytes)
+    }
+
+    mutating func append(_ byte: UInt8) {
+        if count == capacity { grow(to: count + 1) }
+        base!.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
+        count += 1
+    }
+
+    /// Appends the decimal digits of a non-negative integer.
+    mutating func appendDecimal(_ value: Int) {
+        var rest = UInt(max(value, 0))
+        var digits = 1
+        var scale: UInt = 10
+        while rest >= scale && digits < 20 {
+            digits += 1
+            scale = scale &* 10
+        }
+        if count + digits > capacity { grow(to: count + digits) }
+        var index = count + digits
+        repeat {
+            index -= 1
+            base!.storeBytes(of: UInt8(ascii: "0") + UInt8(rest % 10), toByteOffset: index, as: UInt8.self)
+            rest /= 10
+        } while index > count
+        count += digits
+    }
+
+    /// Drops the bytes from `index` on.
+    mutating func truncate(to index: Int) {
+        count = min(max(index, 0), count)
+    }
+
+    /// Empties the buffer; keeps its memory unless that is larger than `keepingAtMost`.
+    mutating func removeAll(keepingAtMost limit: Int = .max) {
+        count = 0
+        if capacity > limit {
+            base?.deallocate()
+            base = nil
+            capacity = 0
+        }
+    }
+
+    private mutating func grow(to needed: Int) {
+        let newCapacity = max(needed, capacity * 2, 256)
+        let newBase = UnsafeMutableRawPointer.allocate(byteCount: newCapacity, alignment: 16)
+        if let base {
+            newBase.copyMemory(from: base, byteCount: count)
+            base.deallocate()
+        }
+        base = newBase
+        capacity = newCapacity
+    }
+}
