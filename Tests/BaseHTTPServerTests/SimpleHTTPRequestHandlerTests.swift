@@ -37,6 +37,11 @@ final class FileFixture: Sendable {
         symlink(base + "/outside/secret.txt", root + "/escape.txt")
         symlink(base + "/outside/secret.txt", root + "/linkindex/index.html")
         symlink("hello.txt", root + "/inside-link.txt")
+        atexit { FileFixture.removeTree() }  // Tests share the tree until the process ends.
+    }
+
+    private static func removeTree() {
+        try? FileManager.default.removeItem(atPath: shared.base)
     }
 }
 
