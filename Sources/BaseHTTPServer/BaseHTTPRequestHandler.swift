@@ -24,6 +24,11 @@ open class BaseHTTPRequestHandler {
 
     // MARK: Request attributes (reset before each request)
 
+    /// Where the request line's parts are in `headBytes`; kept after the response, so the
+    /// request attributes stay readable.
+    @exclusivity(unchecked) private var spans: RequestSpans?
+    /// The parser's head with its header fields, kept only until the response is finished:
+    /// released then, the parser reuses its storage for the next request.
     @exclusivity(unchecked) var head: RequestHead?
     /// The request head's bytes; the head's ranges point into them.
     @exclusivity(unchecked) var headBytes: [UInt8] = []
@@ -36,15 +41,15 @@ open class BaseHTTPRequestHandler {
 
     /// The request method, such as `"GET"`; nil before a request line was parsed.
     public var command: String? {
-        if cachedCommand == nil, let head { cachedCommand = latin1String(headBytes[head.method]) }
+        if cachedCommand == nil, let spans { cachedCommand = latin1String(headBytes[spans.method]) }
         return cachedCommand
     }
 
     /// The request target, a leading `//` reduced to `/` (as Python 3.12 does).
     public var path: String {
         if let cachedPath { return cachedPath }
-        guard let head else { return "" }
-        var path = latin1String(headBytes[head.target])
+        guard let spans else { return "" }
+        var path = latin1String(headBytes[spans.target])
         if path.hasPrefix("//") {
             path = "/" + path.drop { $0 == "/" }
         }
@@ -55,7 +60,7 @@ open class BaseHTTPRequestHandler {
     /// The request's version string, such as `"HTTP/1.1"` (`defaultRequestVersion` for HTTP/0.9).
     public var requestVersion: String {
         if let cachedVersion { return cachedVersion }
-        let version = head?.version.map { latin1String(headBytes[$0]) }
+        let version = spans?.version.map { latin1String(headBytes[$0]) }
             ?? Self.defaultRequestVersion
         cachedVersion = version
         return version
@@ -64,12 +69,13 @@ open class BaseHTTPRequestHandler {
     /// The request line without its line ending (`""` when none was read).
     public var requestline: String {
         if let cachedRequestLine { return cachedRequestLine }
-        let line = head.map { latin1String(headBytes[$0.requestLine]) } ?? ""
+        let line = spans.map { latin1String(headBytes[$0.requestLine]) } ?? ""
         cachedRequestLine = line
         return line
     }
 
-    /// The request's header fields.
+    /// The request's header fields (read them while the request is being answered: once the
+    /// response is finished, fields not read before are no longer kept).
     public var headers: HTTPMessage {
         if let cachedHeaders { return cachedHeaders }
         let message = head.map { HTTPMessage(head: headBytes, fields: $0.fields) } ?? HTTPMessage()
@@ -78,7 +84,17 @@ open class BaseHTTPRequestHandler {
     }
 
     /// The request body, already read and decoded (`rfile`).
-    public let rfile = RequestBody()
+    public var rfile: RequestBody {
+        if let body { return body }
+        let body = RequestBody()
+        body.reset(bodyBytes)
+        self.body = body
+        return body
+    }
+    /// The body reader, made when a handler first asks for it.
+    @exclusivity(unchecked) private var body: RequestBody?
+    /// The decoded request body, until `rfile` is made.
+    @exclusivity(unchecked) private var bodyBytes: [UInt8] = []
     /// Where the response body goes (`wfile`).
     public private(set) lazy var wfile = ResponseWriter(handler: self)
 
@@ -284,6 +300,7 @@ open class BaseHTTPRequestHandler {
     /// back to fill next time), so that no request allocates for them.
     func prepare(head: RequestHead, headBytes: inout [UInt8], body: [UInt8], connection: HTTPConnection) {
         self.head = head
+        spans = RequestSpans(head)
         swap(&self.headBytes, &headBytes)
         methodKind = self.headBytes.withUnsafeBytes { Method(UnsafeRawBufferPointer(rebasing: $0[head.method])) }
         cachedCommand = nil
@@ -293,7 +310,8 @@ open class BaseHTTPRequestHandler {
         cachedHeaders = nil
         isHTTP09Request = head.isHTTP09
         isDeferred = false
-        rfile.reset(body)
+        bodyBytes = body
+        self.body?.reset(body)
         // Python's parse_request: keep-alive for HTTP/1.1, or when asked and allowed.
         closeConnection = !(head.isHTTP11OrLater && protocolIsHTTP11)
         if head.connectionClose {
@@ -308,6 +326,7 @@ open class BaseHTTPRequestHandler {
     /// Resets the request attributes for an error answered before a request was understood.
     func prepareForError(requestLine: [UInt8], connection: HTTPConnection) {
         head = nil
+        spans = nil
         headBytes = []
         methodKind = .other
         cachedCommand = nil
@@ -317,7 +336,8 @@ open class BaseHTTPRequestHandler {
         cachedHeaders = nil
         isHTTP09Request = false
         isDeferred = false
-        rfile.reset([])
+        bodyBytes = []
+        body?.reset([])
         closeConnection = true
         connection.beginResponse()
     }
@@ -345,12 +365,28 @@ open class BaseHTTPRequestHandler {
 
     /// What the framing of this response depends on.
     var responseContext: ResponseContext {
-        ResponseContext(
+        let isHTTP11 = spans?.isHTTP11OrLater ?? false
+        return ResponseContext(
             isHEAD: methodKind == .head,
             isHTTP09: isHTTP09Request,
-            canChunk: (head?.isHTTP11OrLater ?? false) && protocolIsHTTP11,
-            echoKeepAlive: !(head?.isHTTP11OrLater ?? true) && !closeConnection,
+            canChunk: isHTTP11 && protocolIsHTTP11,
+            echoKeepAlive: spans != nil && !isHTTP11 && !closeConnection,
             bufferSize: owner.configuration.responseBufferSize)
+    }
+
+    /// The response is finished: let go of the parser's head (see `head`).
+    func requestDidFinish() {
+        head = nil
+    }
+
+    /// The connection is idle: give up the request's buffers. Attributes not read by now
+    /// (`path`, `headers`, …) read as empty afterwards.
+    func releaseIdleMemory() {
+        head = nil
+        spans = nil
+        headBytes = []
+        bodyBytes = []
+        body = nil
     }
 
     /// Ends the response's framing; logs a response that does not add up.
@@ -373,6 +409,23 @@ open class BaseHTTPRequestHandler {
 
 @available(*, unavailable)
 extension BaseHTTPRequestHandler: Sendable {}
+
+/// Where a request line's parts are in the head's bytes.
+private struct RequestSpans {
+    var requestLine: Range<Int>
+    var method: Range<Int>
+    var target: Range<Int>
+    var version: Range<Int>?
+    var isHTTP11OrLater: Bool
+
+    init(_ head: RequestHead) {
+        requestLine = head.requestLine
+        method = head.method
+        target = head.target
+        version = head.version
+        isHTTP11OrLater = head.isHTTP11OrLater
+    }
+}
 
 /// The methods with a `doFOO()` of their own.
 private enum Method {

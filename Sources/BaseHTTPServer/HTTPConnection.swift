@@ -33,7 +33,9 @@ final class HTTPConnection: TCPConnectionDelegate {
     let tcp: TCPConnection
     /// The connection's one handler instance, for its whole life (Python's model).
     let handler: BaseHTTPRequestHandler
-    @exclusivity(unchecked) private var parser: RequestParser
+    /// The parser, while the connection is active; an idle connection gives it up (it is
+    /// the largest part of a connection's memory, and a fresh one parses the same).
+    @exclusivity(unchecked) private var parserBox: ParserBox?
     @exclusivity(unchecked) private(set) var phase = Phase.idle
 
     /// Bytes received but not yet parsed, or the unfinished head of the current request.
@@ -77,7 +79,6 @@ final class HTTPConnection: TCPConnectionDelegate {
     init(server: HTTPServer, tcp: TCPConnection) {
         self.server = server
         self.tcp = tcp
-        parser = RequestParser(limits: server.configuration.parserLimits)
         phaseSince = server.loop.now
         writeProgressAt = phaseSince
         let address = tcp.remoteAddress
@@ -94,6 +95,7 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
         if phase == .closing { return }  // Lingering after the last response: discard.
+        defer { returnScratch() }
         if pending.isEmpty && !isBlocked {
             // The common case: parse straight from the loop's read buffer.
             let (keep, parsed) = parse(bytes, from: 0)
@@ -137,6 +139,7 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     func connectionDidWrite(_ connection: TCPConnection) {
         writeProgressAt = now
+        defer { returnScratch() }
         if let onDrain, tcp.queuedBytes <= server.configuration.outputHighWaterMark / 2 {
             onDrain()
         }
@@ -203,9 +206,12 @@ final class HTTPConnection: TCPConnectionDelegate {
         var messageStart = 0
         parsing = true
         defer { parsing = false }
+        let box = parserBox ?? makeParser()
+        if output.capacity == 0 { server.borrow(into: &output) }
+        if response.head.capacity == 0 { server.borrow(into: &response.head) }
         while !isBlocked && phase != .closing {
             let input = UnsafeRawBufferPointer(rebasing: window[position...])
-            let (event, consumed) = parser.parse(input)
+            let (event, consumed) = box.parser.parse(input)
             let eventStart = position
             position += consumed
             switch event {
@@ -239,6 +245,48 @@ final class HTTPConnection: TCPConnectionDelegate {
         }
         if phase == .closing { return (window.count, 0) }
         return (messageStart, position - messageStart)
+    }
+
+    private func makeParser() -> ParserBox {
+        let box = takeSpareParser() ?? ParserBox(RequestParser(limits: server.configuration.parserLimits))
+        parserBox = box
+        return box
+    }
+
+    private func takeSpareParser() -> ParserBox? {
+        defer { server.spareParser = nil }
+        return server.spareParser
+    }
+
+    /// Hands the parser and the output buffers back to the server when this connection no
+    /// longer needs them (between requests), so that idle connections own none: a crowd of
+    /// them costs little memory, and the busy ones share warm buffers. Called when control
+    /// returns to the loop.
+    func returnScratch() {
+        if phase == .idle || phase == .closing, let box = parserBox {
+            parserBox = nil
+            if server.spareParser == nil {
+                box.parser.reset()  // a closing connection's parser may hold a sticky error
+                server.spareParser = box
+            }
+        }
+        if output.isEmpty { server.recycle(&output) }
+        if response.stage == .none {
+            server.recycle(&response.head)
+            server.recycle(&response.held)
+        }
+    }
+
+    /// Gives up every buffer and the parser while the connection waits for its next request,
+    /// so that a crowd of idle keep-alive connections costs little memory.
+    private func releaseIdleMemory() {
+        parserBox = nil
+        output.removeAll(keepingAtMost: 0)
+        response.head.removeAll(keepingAtMost: 0)
+        response.held.removeAll(keepingAtMost: 0)
+        headBytes = []
+        body = []
+        handler.releaseIdleMemory()
     }
 
     // MARK: Requests
@@ -311,6 +359,7 @@ final class HTTPConnection: TCPConnectionDelegate {
     func finishResponse() {
         guard phase != .closing else { return }
         handler.completeResponse()
+        handler.requestDidFinish()
         server.requestDidComplete()
         if handler.closeConnection || server.isShuttingDown {
             closeGracefully()
@@ -325,6 +374,7 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// A deferred response finished: write it and carry on with what waited behind it.
     func deferredResponseDidFinish() {
         guard phase == .deferred else { return }
+        defer { returnScratch() }
         finishResponse()
         flushOutput()
         if phase == .idle { resumeInput() }
@@ -399,6 +449,8 @@ final class HTTPConnection: TCPConnectionDelegate {
             timeOut()
         case .idle where pending.isEmpty && expired(phaseSince, configuration.idleTimeout, now):
             closeGracefully()
+        case .idle where pending.isEmpty && output.isEmpty && tcp.queuedBytes == 0:
+            releaseIdleMemory()
         case .closing where expired(phaseSince, 2, now):
             abort()
         default:
@@ -423,3 +475,12 @@ final class HTTPConnection: TCPConnectionDelegate {
 
 @available(*, unavailable)
 extension HTTPConnection: Sendable {}
+
+/// A connection's parser on the heap, so that an idle connection can let it go.
+final class ParserBox {
+    @exclusivity(unchecked) var parser: RequestParser
+
+    init(_ parser: RequestParser) {
+        self.parser = parser
+    }
+}

@@ -39,6 +39,12 @@ open class HTTPServer: @unchecked Sendable {
     private let serving = ServingState()
     @exclusivity(unchecked) private var cachedDate = ""
     @exclusivity(unchecked) private var cachedDateSecond = -1
+    /// A parser and buffers that connections borrow while they work and hand back between
+    /// requests (see `HTTPConnection.returnScratch()`).
+    @exclusivity(unchecked) var spareParser: ParserBox?
+    @exclusivity(unchecked) private var spare0 = ByteBuffer()
+    @exclusivity(unchecked) private var spare1 = ByteBuffer()
+    @exclusivity(unchecked) private var spare2 = ByteBuffer()
     /// Status lines with the handler class's default phrase, made once per code.
     @exclusivity(unchecked) private var statusLines: [Int: [UInt8]] = [:]
 
@@ -205,6 +211,36 @@ open class HTTPServer: @unchecked Sendable {
         while index > 0 {
             index -= 1
             if index < connections.count { connections[index].checkDeadlines(now: now) }
+        }
+    }
+
+    /// Gives `buffer` (empty, with no memory) a spare buffer's memory, if one is kept.
+    func borrow(into buffer: inout ByteBuffer) {
+        guard buffer.capacity == 0 else { return }
+        if spare0.capacity > 0 {
+            swap(&buffer, &spare0)
+        } else if spare1.capacity > 0 {
+            swap(&buffer, &spare1)
+        } else if spare2.capacity > 0 {
+            swap(&buffer, &spare2)
+        }
+    }
+
+    /// Takes an empty buffer's memory back as a spare (three are kept; the rest freed).
+    func recycle(_ buffer: inout ByteBuffer) {
+        guard buffer.capacity > 0, buffer.isEmpty else { return }
+        guard buffer.capacity <= 1 << 16 else {
+            buffer.removeAll(keepingAtMost: 0)
+            return
+        }
+        if spare0.capacity == 0 {
+            swap(&buffer, &spare0)
+        } else if spare1.capacity == 0 {
+            swap(&buffer, &spare1)
+        } else if spare2.capacity == 0 {
+            swap(&buffer, &spare2)
+        } else {
+            buffer.removeAll(keepingAtMost: 0)
         }
     }
 
