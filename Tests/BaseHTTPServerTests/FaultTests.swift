@@ -122,7 +122,7 @@ struct FaultTests {
         #expect(try exchange(running.port, "GET /after HTTP/1.1\r\nHost: a\r\n\r\n").bodyText == "/after 0")
     }
 
-    @Test func resetWhileALargeResponseIsBeingWrittenIsHarmless() throws {
+    @Test func resetWhileALargeResponseIsBeingWrittenFreesItsMemory() throws {
         let running = try RunningServer(FaultHandler.self)
         defer { running.stop() }
         /// Asks for 16 MiB, reads 200 kB of it, resets.
@@ -209,7 +209,7 @@ struct FaultTests {
         #expect(client.isClosedByServer())
     }
 
-    @Test func twentyThousandConnectCloseCyclesLeaveNothingBehind() throws {
+    @Test func twentyThousandConnectCloseCyclesLeaveNoConnectionOrMemoryBehind() throws {
         let running = try RunningServer(FaultHandler.self)
         defer { running.stop() }
         _ = try exchange(running.port, "GET /warm HTTP/1.1\r\nHost: a\r\n\r\n")

@@ -141,7 +141,7 @@ struct ResourceExhaustionTests {
     /// 10,000 idle keep-alive connections (held by a child process, so that the 20,000
     /// descriptor hard limit covers the server's 10,000 here) and one active client.
     @Test(.enabled(if: python3 != nil))
-    func activeClientStaysFastBesideTenThousandIdleConnections() throws {
+    func activeClientStaysFastBesideTenThousandIdleConnectionsAndMemoryRecovers() throws {
         raiseOpenFileLimit()
         let crowdSize = 10_000
         let running = try RunningServer(FaultHandler.self)
