@@ -57,7 +57,13 @@ open class HTTPServer: @unchecked Sendable {
     public init(_ address: (host: String, port: Int), _ handler: BaseHTTPRequestHandler.Type) throws {
         loop = try Loop()
         handlerType = handler
-        let listener = try TCPListener(loop: loop, host: address.host, port: address.port, backlog: 1024)
+        let listener: TCPListener
+        do {
+            listener = try TCPListener(loop: loop, host: address.host, port: address.port, backlog: 1024)
+        } catch {
+            try? loop.close()  // frees the loop and the half-made listener's handle
+            throw error
+        }
         self.listener = listener
         serverAddress = (listener.localAddress.host, listener.localAddress.port)
         serverPort = listener.localAddress.port

@@ -93,7 +93,7 @@ final class SpawnedChild {
 
     /// User plus system CPU time so far, in seconds (from /proc/PID/stat).
     var cpuSeconds: Double {
-        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let stat = readTextFile("/proc/\(pid)/stat"),
               let close = stat.lastIndex(of: ")") else { return 0 }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         // After the command: state is field 3; utime and stime are fields 14 and 15.
@@ -101,7 +101,7 @@ final class SpawnedChild {
         return ticks / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
-    var errorText: String { (try? String(contentsOfFile: errorLog, encoding: .utf8)) ?? "" }
+    var errorText: String { readTextFile(errorLog) ?? "" }
 }
 
 /// An executable built next to this test bundle (`swift build --build-tests` builds them all).

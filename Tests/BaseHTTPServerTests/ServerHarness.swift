@@ -220,3 +220,19 @@ func exchange(_ port: Int, _ request: String, headRequest: Bool = false) throws 
     }
     return response
 }
+
+/// A file's text read with plain POSIX calls (Foundation's `String(contentsOfFile:)` leaks
+/// a buffer on Linux, which LeakSanitizer reports).
+func readTextFile(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { Glibc.close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if count <= 0 { break }
+        bytes.append(contentsOf: chunk[0..<count])
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}

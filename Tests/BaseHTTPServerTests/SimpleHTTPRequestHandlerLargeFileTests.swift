@@ -65,7 +65,7 @@ final class LargeFileHandler: SimpleHTTPRequestHandler {
 
 /// The process's resident set size in bytes (`VmRSS`).
 func residentSetSize() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+    guard let status = readTextFile("/proc/self/status"),
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
           let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
     else { return 0 }

@@ -15,7 +15,7 @@ final class LargeAnswerHandler: BaseHTTPRequestHandler {
 
 /// Reads this process's resident set size from /proc (kB).
 func residentKilobytes() -> Int {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+    guard let status = readTextFile("/proc/self/status"),
           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
     else { return 0 }
     return Int(line.split(separator: " ")[1]) ?? 0
