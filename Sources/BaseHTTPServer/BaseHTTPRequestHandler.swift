@@ -26,18 +26,18 @@ open class BaseHTTPRequestHandler {
 
     /// Where the request line's parts are in `headBytes`; kept after the response, so the
     /// request attributes stay readable.
-    @exclusivity(unchecked) private var spans: RequestSpans?
+    @exclusivity(unchecked) var spans: RequestSpans?
     /// The parser's head with its header fields, kept only until the response is finished:
     /// released then, the parser reuses its storage for the next request.
     @exclusivity(unchecked) var head: RequestHead?
     /// The request head's bytes; the head's ranges point into them.
     @exclusivity(unchecked) var headBytes: [UInt8] = []
-    @exclusivity(unchecked) private var methodKind = Method.other
-    @exclusivity(unchecked) private var cachedCommand: String?
-    @exclusivity(unchecked) private var cachedPath: String?
-    @exclusivity(unchecked) private var cachedVersion: String?
-    @exclusivity(unchecked) private var cachedRequestLine: String?
-    @exclusivity(unchecked) private var cachedHeaders: HTTPMessage?
+    @exclusivity(unchecked) var methodKind = Method.other
+    @exclusivity(unchecked) var cachedCommand: String?
+    @exclusivity(unchecked) var cachedPath: String?
+    @exclusivity(unchecked) var cachedVersion: String?
+    @exclusivity(unchecked) var cachedRequestLine: String?
+    @exclusivity(unchecked) var cachedHeaders: HTTPMessage?
 
     /// The request method, such as `"GET"`; nil before a request line was parsed.
     public var command: String? {
@@ -92,9 +92,9 @@ open class BaseHTTPRequestHandler {
         return body
     }
     /// The body reader, made when a handler first asks for it.
-    @exclusivity(unchecked) private var body: RequestBody?
+    @exclusivity(unchecked) var body: RequestBody?
     /// The decoded request body, until `rfile` is made.
-    @exclusivity(unchecked) private var bodyBytes: [UInt8] = []
+    @exclusivity(unchecked) var bodyBytes: [UInt8] = []
     /// Where the response body goes (`wfile`).
     public private(set) lazy var wfile = ResponseWriter(handler: self)
 
@@ -103,9 +103,9 @@ open class BaseHTTPRequestHandler {
 
     /// Whether `protocolVersion` is HTTP/1.1 or later (computed once per instance).
     let protocolIsHTTP11: Bool
-    @exclusivity(unchecked) private var isHTTP09Request = false
+    @exclusivity(unchecked) var isHTTP09Request = false
     @exclusivity(unchecked) var isDeferred = false
-    @exclusivity(unchecked) private var cachedVersionString: String?
+    @exclusivity(unchecked) var cachedVersionString: String?
 
     /// Creates the handler for a new connection. Subclasses do not override this.
     public required init(clientAddress: (host: String, port: Int), server: HTTPServer) {
@@ -292,175 +292,10 @@ open class BaseHTTPRequestHandler {
     open func addressString() -> String {
         clientAddress.host
     }
-
-    // MARK: Machinery used by the connection
-
-    /// Resets the request attributes for a new request.
-    /// The head's bytes are swapped in (the connection gets the previous request's buffer
-    /// back to fill next time), so that no request allocates for them.
-    func prepare(head: RequestHead, headBytes: inout [UInt8], body: [UInt8], connection: HTTPConnection) {
-        self.head = head
-        spans = RequestSpans(head)
-        swap(&self.headBytes, &headBytes)
-        methodKind = self.headBytes.withUnsafeBytes { Method(UnsafeRawBufferPointer(rebasing: $0[head.method])) }
-        cachedCommand = nil
-        cachedPath = nil
-        cachedVersion = nil
-        cachedRequestLine = nil
-        cachedHeaders = nil
-        isHTTP09Request = head.isHTTP09
-        isDeferred = false
-        bodyBytes = body
-        self.body?.reset(body)
-        // Python's parse_request: keep-alive for HTTP/1.1, or when asked and allowed.
-        closeConnection = !(head.isHTTP11OrLater && protocolIsHTTP11)
-        if head.connectionClose {
-            closeConnection = true
-        } else if head.connectionKeepAlive && protocolIsHTTP11 && !head.isHTTP09 {
-            closeConnection = false
-        }
-        if owner.isShuttingDown { closeConnection = true }
-        connection.beginResponse()
-    }
-
-    /// Resets the request attributes for an error answered before a request was understood.
-    func prepareForError(requestLine: [UInt8], connection: HTTPConnection) {
-        head = nil
-        spans = nil
-        headBytes = []
-        methodKind = .other
-        cachedCommand = nil
-        cachedPath = nil
-        cachedVersion = nil
-        cachedRequestLine = latin1String(requestLine)
-        cachedHeaders = nil
-        isHTTP09Request = false
-        isDeferred = false
-        bodyBytes = []
-        body?.reset([])
-        closeConnection = true
-        connection.beginResponse()
-    }
-
-    /// Calls the `doFOO()` for the request's method.
-    func run() {
-        do {
-            switch methodKind {
-            case .get: try doGET()
-            case .head: try doHEAD()
-            case .post: try doPOST()
-            case .put: try doPUT()
-            case .delete: try doDELETE()
-            case .patch: try doPATCH()
-            case .options: try doOPTIONS()
-            case .trace: try doTRACE()
-            case .connect: try doCONNECT()
-            case .other: try doMethod(command ?? "")
-            }
-        } catch {
-            isDeferred = false
-            connection?.handlerDidThrow(error)
-        }
-    }
-
-    /// What the framing of this response depends on.
-    var responseContext: ResponseContext {
-        let isHTTP11 = spans?.isHTTP11OrLater ?? false
-        return ResponseContext(
-            isHEAD: methodKind == .head,
-            isHTTP09: isHTTP09Request,
-            canChunk: isHTTP11 && protocolIsHTTP11,
-            echoKeepAlive: spans != nil && !isHTTP11 && !closeConnection,
-            bufferSize: owner.configuration.responseBufferSize)
-    }
-
-    /// The response is finished: let go of the parser's head (see `head`).
-    func requestDidFinish() {
-        head = nil
-    }
-
-    /// The connection is idle: give up the request's buffers. Attributes not read by now
-    /// (`path`, `headers`, …) read as empty afterwards.
-    func releaseIdleMemory() {
-        head = nil
-        spans = nil
-        headBytes = []
-        bodyBytes = []
-        body = nil
-    }
-
-    /// Ends the response's framing; logs a response that does not add up.
-    func completeResponse() {
-        guard let connection else { return }
-        if owner.isShuttingDown { closeConnection = true }
-        let (close, problem) = connection.completeResponseFraming(responseContext,
-                                                                  closeConnection: closeConnection)
-        closeConnection = close
-        if let problem { logError(problem) }
-    }
-
-    /// The client went away: later writes are dropped and `finish()` does nothing.
-    func connectionDidClose() {
-        isDeferred = false
-    }
-
-    var isHTTP09: Bool { isHTTP09Request }
 }
 
 @available(*, unavailable)
 extension BaseHTTPRequestHandler: Sendable {}
-
-/// Where a request line's parts are in the head's bytes.
-private struct RequestSpans {
-    var requestLine: Range<Int>
-    var method: Range<Int>
-    var target: Range<Int>
-    var version: Range<Int>?
-    var isHTTP11OrLater: Bool
-
-    init(_ head: RequestHead) {
-        requestLine = head.requestLine
-        method = head.method
-        target = head.target
-        version = head.version
-        isHTTP11OrLater = head.isHTTP11OrLater
-    }
-}
-
-/// The methods with a `doFOO()` of their own.
-private enum Method {
-    case get, head, post, put, delete, patch, options, trace, connect, other
-
-    init(_ name: UnsafeRawBufferPointer) {
-        // Methods are at most 7 bytes here: compare them as one little-endian integer.
-        guard name.count <= 7 else {
-            self = .other
-            return
-        }
-        var word: UInt64 = 0
-        for (index, byte) in name.enumerated() { word |= UInt64(byte) << (8 * UInt64(index)) }
-        switch word {
-        case Method.word("GET"): self = .get
-        case Method.word("PUT"): self = .put
-        case Method.word("HEAD"): self = .head
-        case Method.word("POST"): self = .post
-        case Method.word("PATCH"): self = .patch
-        case Method.word("TRACE"): self = .trace
-        case Method.word("DELETE"): self = .delete
-        case Method.word("OPTIONS"): self = .options
-        case Method.word("CONNECT"): self = .connect
-        default: self = .other
-        }
-    }
-
-    private static func word(_ name: StaticString) -> UInt64 {
-        var word: UInt64 = 0
-        for index in 0..<name.utf8CodeUnitCount {
-            word |= UInt64(name.utf8Start[index]) << (8 * UInt64(index))
-        }
-        return word
-    }
-}
 
 /// The compiler's version, for `sysVersion`.
 private var swiftVersion: String {

@@ -35,17 +35,17 @@ final class HTTPConnection: TCPConnectionDelegate {
     let handler: BaseHTTPRequestHandler
     /// The parser, while the connection is active; an idle connection gives it up (it is
     /// the largest part of a connection's memory, and a fresh one parses the same).
-    @exclusivity(unchecked) private var parserBox: ParserBox?
-    @exclusivity(unchecked) private(set) var phase = Phase.idle
+    @exclusivity(unchecked) var parserBox: ParserBox?
+    @exclusivity(unchecked) var phase = Phase.idle
 
     /// Bytes received but not yet parsed, or the unfinished head of the current request.
-    @exclusivity(unchecked) private var pending: [UInt8] = []
+    @exclusivity(unchecked) var pending: [UInt8] = []
     /// How much of `pending` the parser has consumed already (it never rescans).
     @exclusivity(unchecked) private var pendingParsed = 0
     /// The current request's head bytes and the decoded body, until it is dispatched.
-    @exclusivity(unchecked) private var head: RequestHead?
-    @exclusivity(unchecked) private var headBytes: [UInt8] = []
-    @exclusivity(unchecked) private var body: [UInt8] = []
+    @exclusivity(unchecked) var head: RequestHead?
+    @exclusivity(unchecked) var headBytes: [UInt8] = []
+    @exclusivity(unchecked) var body: [UInt8] = []
 
     /// Output produced since the last write; everything from one read leaves in one write.
     @exclusivity(unchecked) var output = ByteBuffer()
@@ -64,8 +64,8 @@ final class HTTPConnection: TCPConnectionDelegate {
     @exclusivity(unchecked) private var inputBlocked = false
     @exclusivity(unchecked) private var peerClosed = false
     /// Loop times (ms) for the deadlines.
-    @exclusivity(unchecked) private var phaseSince: UInt64
-    @exclusivity(unchecked) private var writeProgressAt: UInt64
+    @exclusivity(unchecked) var phaseSince: UInt64
+    @exclusivity(unchecked) var writeProgressAt: UInt64
     /// This connection's index in the server's list (for O(1) removal).
     var slot = 0
 
@@ -89,7 +89,7 @@ final class HTTPConnection: TCPConnectionDelegate {
         tcp.startReading()
     }
 
-    private var now: UInt64 { server.loop.now }
+    var now: UInt64 { server.loop.now }
 
     // MARK: Input
 
@@ -247,48 +247,6 @@ final class HTTPConnection: TCPConnectionDelegate {
         return (messageStart, position - messageStart)
     }
 
-    private func makeParser() -> ParserBox {
-        let box = takeSpareParser() ?? ParserBox(RequestParser(limits: server.configuration.parserLimits))
-        parserBox = box
-        return box
-    }
-
-    private func takeSpareParser() -> ParserBox? {
-        defer { server.spareParser = nil }
-        return server.spareParser
-    }
-
-    /// Hands the parser and the output buffers back to the server when this connection no
-    /// longer needs them (between requests), so that idle connections own none: a crowd of
-    /// them costs little memory, and the busy ones share warm buffers. Called when control
-    /// returns to the loop.
-    func returnScratch() {
-        if phase == .idle || phase == .closing, let box = parserBox {
-            parserBox = nil
-            if server.spareParser == nil {
-                box.parser.reset()  // a closing connection's parser may hold a sticky error
-                server.spareParser = box
-            }
-        }
-        if output.isEmpty { server.recycle(&output) }
-        if response.stage == .none {
-            server.recycle(&response.head)
-            server.recycle(&response.held)
-        }
-    }
-
-    /// Gives up every buffer and the parser while the connection waits for its next request,
-    /// so that a crowd of idle keep-alive connections costs little memory.
-    private func releaseIdleMemory() {
-        parserBox = nil
-        output.removeAll(keepingAtMost: 0)
-        response.head.removeAll(keepingAtMost: 0)
-        response.held.removeAll(keepingAtMost: 0)
-        headBytes = []
-        body = []
-        handler.releaseIdleMemory()
-    }
-
     // MARK: Requests
 
     /// Answers `Expect` before the body is read: `100 Continue` through the handler's
@@ -433,54 +391,7 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     /// Whether the connection has nothing in flight (for shutdown).
     var isIdle: Bool { phase == .idle && pending.isEmpty && output.isEmpty }
-
-    // MARK: Deadlines
-
-    /// Enforces the deadline of the current phase; called by the server's one sweep timer.
-    func checkDeadlines(now: UInt64) {
-        let configuration = server.configuration
-        if tcp.queuedBytes > 0, expired(writeProgressAt, configuration.writeTimeout, now) {
-            abort()
-            return
-        }
-        switch phase {
-        case .head where expired(phaseSince, configuration.headTimeout, now),
-             .body where expired(phaseSince, configuration.bodyTimeout, now):
-            timeOut()
-        case .idle where pending.isEmpty && expired(phaseSince, configuration.idleTimeout, now):
-            closeGracefully()
-        case .idle where pending.isEmpty && output.isEmpty && tcp.queuedBytes == 0:
-            releaseIdleMemory()
-        case .closing where expired(phaseSince, 2, now):
-            abort()
-        default:
-            break
-        }
-    }
-
-    private func expired(_ since: UInt64, _ seconds: Double, _ now: UInt64) -> Bool {
-        seconds > 0 && now >= since + UInt64(seconds * 1000)
-    }
-
-    private func timeOut() {
-        phase = .handling
-        head = nil
-        body = []
-        handler.prepareForError(requestLine: [], connection: self)
-        handler.sendError(408)
-        handler.closeConnection = true
-        finishResponse()
-    }
 }
 
 @available(*, unavailable)
 extension HTTPConnection: Sendable {}
-
-/// A connection's parser on the heap, so that an idle connection can let it go.
-final class ParserBox {
-    @exclusivity(unchecked) var parser: RequestParser
-
-    init(_ parser: RequestParser) {
-        self.parser = parser
-    }
-}
