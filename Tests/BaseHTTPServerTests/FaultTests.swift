@@ -150,7 +150,8 @@ struct FaultTests {
         #expect(response.body == FaultHandler.mebibyte)
         let after = trimmedResidentKilobytes()
         print("reset mid-response: RSS \(warm) kB after 4 abandoned 16 MiB answers, \(after) kB after 12 more")
-        #expect(after - warm < 24 * 1024, "RSS grew by \(after - warm) kB")
+        // A sanitizer keeps freed memory in quarantine: RSS says nothing there.
+        #expect(underSanitizer || after - warm < 24 * 1024, "RSS grew by \(after - warm) kB")
     }
 
     @Test(arguments: [
@@ -227,7 +228,7 @@ struct FaultTests {
         let after = trimmedResidentKilobytes()
         print("20,000 connect/close cycles in \(String(format: "%.2f", elapsed)) s; "
               + "RSS \(before) kB before, \(after) kB after; \(left) connections left")
-        #expect(after - before < 32 * 1024, "RSS grew by \(after - before) kB")
+        #expect(underSanitizer || after - before < 32 * 1024, "RSS grew by \(after - before) kB")
     }
 }
 

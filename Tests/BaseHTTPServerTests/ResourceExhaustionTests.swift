@@ -184,7 +184,7 @@ struct ResourceExhaustionTests {
         #expect(p99 < 50, "p99 \(p99) ms")
         #expect(left == 1)  // the active client only
         // Generous: other suites run in this process at the same time (alone, ~2 MB is left).
-        #expect(after - baseline < 64 * 1024, "RSS \(baseline) → \(after) kB")
+        #expect(underSanitizer || after - baseline < 64 * 1024, "RSS \(baseline) → \(after) kB")
     }
 
     /// `bench-server` as a child with 64 descriptors: past EMFILE it keeps serving the

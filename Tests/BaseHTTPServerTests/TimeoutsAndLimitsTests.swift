@@ -117,7 +117,8 @@ struct TimeoutsAndLimitsTests {
         }
         usleep(300_000)
         let during = residentKilobytes()
-        #expect(during - before < 64 * 1024, "RSS grew by \(during - before) kB")
+        // A sanitizer keeps freed memory in quarantine: RSS says nothing there.
+        #expect(underSanitizer || during - before < 64 * 1024, "RSS grew by \(during - before) kB")
         // Meanwhile another client is answered promptly.
         #expect(try exchange(running.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").body.count == 64 * 1024)
         // The write timeout closes the connection that made no progress.
