@@ -77,6 +77,7 @@ extension HTTPConnection {
     }
 
     private func timeOut() {
+        requestRefused = true
         phase = .handling
         head = nil
         body = []

@@ -63,6 +63,9 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// Whether reading stopped because too much input waits to be processed.
     @exclusivity(unchecked) private var inputBlocked = false
     @exclusivity(unchecked) private var peerClosed = false
+    /// Whether a request was answered before it was all read (an error, an expectation
+    /// refused): its remaining bytes may still arrive, so closing lingers.
+    @exclusivity(unchecked) var requestRefused = false
     /// Loop times (ms) for the deadlines.
     @exclusivity(unchecked) var phaseSince: UInt64
     @exclusivity(unchecked) var writeProgressAt: UInt64
@@ -265,9 +268,11 @@ final class HTTPConnection: TCPConnectionDelegate {
                 return true
             }
             handler.closeConnection = true  // The body may follow anyway: never parse it.
+            requestRefused = true
             finishResponse()
             return false
         case .other:
+            requestRefused = true
             handler.prepare(head: head, headBytes: &headBytes, body: [], connection: self)
             handler.sendError(417)
             finishResponse()
@@ -340,6 +345,7 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     /// Answers a request the parser refused with its status, then closes.
     private func reject(_ error: ParseError, lineFrom bytes: UnsafeRawBufferPointer) {
+        requestRefused = true
         var line = bytes.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }.prefix(200)
         if line.isEmpty { line = bytes.prefix(0) }
         phase = .handling
@@ -371,15 +377,19 @@ final class HTTPConnection: TCPConnectionDelegate {
     func closeGracefully() {
         guard tcp.isOpen else { return }
         flushOutput()
+        // Linger (read and discard until the client closes) only when the client may still
+        // be sending: input not yet answered, or a refused request whose body may be on its
+        // way. Closing with unread bytes would reset the connection, and a reset can destroy
+        // the response before the client reads it. Otherwise close once the output is sent.
+        let linger = !pending.isEmpty || requestRefused
         phase = .closing
         phaseSince = now
         pending = []
-        tcp.shutdown { [tcp, weak self] error in
-            guard let self else { return }
-            if error != nil || self.peerClosed || self.server.isShuttingDown {
+        tcp.shutdown { [self] error in
+            if error != nil || peerClosed || server.isShuttingDown || !linger {
                 tcp.close()
             } else {
-                tcp.startReading()  // Read and discard until the client closes its side.
+                tcp.startReading()
             }
         }
     }

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 import UVLoop
 
 /// An HTTP server on one libuv loop: Python's `HTTPServer`.
@@ -35,6 +36,8 @@ open class HTTPServer: @unchecked Sendable {
     private var sweepTimer: Timer?
     private var graceTimer: Timer?
     @exclusivity(unchecked) private var completedRequests = 0
+    /// `connections.count`, published for other threads.
+    private let openConnections = Atomic<Int>(0)
     private var lastAcceptErrorLog = 0
     private let serving = ServingState()
     @exclusivity(unchecked) private var cachedDate = ""
@@ -81,7 +84,7 @@ open class HTTPServer: @unchecked Sendable {
         guard serving.begin() else { return }
         defer { serving.end() }
         startTimers()
-        if serving.shutdownRequested { beginShutdown() }
+        if serving.wasShutdownRequested { beginShutdown() }
         loop.run()
         sweepTimer?.close()
         graceTimer?.close()
@@ -146,6 +149,7 @@ open class HTTPServer: @unchecked Sendable {
         let connection = HTTPConnection(server: self, tcp: tcp)
         connection.slot = connections.count
         connections.append(connection)
+        openConnections.store(connections.count, ordering: .relaxed)
         if connections.count >= configuration.maxConnections {
             listener?.pauseAccepting()
         }
@@ -167,6 +171,7 @@ open class HTTPServer: @unchecked Sendable {
             connections[slot] = last
             last.slot = slot
         }
+        openConnections.store(connections.count, ordering: .relaxed)
         if let listener, !listener.isAccepting, !isShuttingDown,
            connections.count < configuration.maxConnections {
             listener.resumeAccepting()
@@ -178,8 +183,8 @@ open class HTTPServer: @unchecked Sendable {
         completedRequests += 1
     }
 
-    /// The number of open connections.
-    public var connectionCount: Int { connections.count }
+    /// The number of open connections. Safe to read from any thread (for monitoring).
+    public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
 
     private func beginShutdown() {
         guard !isShuttingDown else { return }
@@ -289,7 +294,7 @@ private final class ServingState: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let stopped = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var serving = false
-    private(set) var shutdownRequested = false
+    private var shutdownRequested = false
 
     init() {
         pthread_mutex_init(mutex, nil)
@@ -310,6 +315,10 @@ private final class ServingState: @unchecked Sendable {
     }
 
     var isServing: Bool { locked { serving } }
+
+    /// Whether `shutdown()` was called, perhaps before serving began (read under the lock:
+    /// the call may come from another thread at any time).
+    var wasShutdownRequested: Bool { locked { shutdownRequested } }
 
     func begin() -> Bool {
         locked {
