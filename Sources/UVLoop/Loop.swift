@@ -142,11 +142,13 @@ public final class Loop: @unchecked Sendable {
     /// Blocks from one thread run in the order they were given. After `close()` the block is
     /// dropped: there is no loop left to run it.
     public func execute(_ block: @escaping @Sendable () -> Void) {
-        let accepted = queueLock.withLock { () -> Bool in
-            if takesBlocks { queued.append(block) }
-            return takesBlocks
+        // The wake-up is sent under the lock: `close()` stops taking blocks under the same
+        // lock before it frees the handle, so a sender can never signal a freed handle.
+        queueLock.withLock {
+            guard takesBlocks else { return }
+            queued.append(block)
+            uv_async_send(wakeUp)
         }
-        if accepted { uv_async_send(wakeUp) }
     }
 
     private func runQueued() {
