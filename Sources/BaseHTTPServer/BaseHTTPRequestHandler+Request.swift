@@ -145,18 +145,28 @@ enum Method {
         var word: UInt64 = 0
         for (index, byte) in name.enumerated() { word |= UInt64(byte) << (8 * UInt64(index)) }
         switch word {
-        case Method.word("GET"): self = .get
-        case Method.word("PUT"): self = .put
-        case Method.word("HEAD"): self = .head
-        case Method.word("POST"): self = .post
-        case Method.word("PATCH"): self = .patch
-        case Method.word("TRACE"): self = .trace
-        case Method.word("DELETE"): self = .delete
-        case Method.word("OPTIONS"): self = .options
-        case Method.word("CONNECT"): self = .connect
+        case Method.getWord: self = .get
+        case Method.putWord: self = .put
+        case Method.headWord: self = .head
+        case Method.postWord: self = .post
+        case Method.patchWord: self = .patch
+        case Method.traceWord: self = .trace
+        case Method.deleteWord: self = .delete
+        case Method.optionsWord: self = .options
+        case Method.connectWord: self = .connect
         default: self = .other
         }
     }
+
+    private static let getWord = word("GET")
+    private static let putWord = word("PUT")
+    private static let headWord = word("HEAD")
+    private static let postWord = word("POST")
+    private static let patchWord = word("PATCH")
+    private static let traceWord = word("TRACE")
+    private static let deleteWord = word("DELETE")
+    private static let optionsWord = word("OPTIONS")
+    private static let connectWord = word("CONNECT")
 
     private static func word(_ name: StaticString) -> UInt64 {
         var word: UInt64 = 0

@@ -22,7 +22,7 @@ extension BaseHTTPRequestHandler {
         line.reserveCapacity(32 + message.utf8.count)
         line.append(contentsOf: Self.protocolVersion.utf8)
         line.append(UInt8(ascii: " "))
-        appendDecimal(code, to: &line)
+        line.append(contentsOf: String(code).utf8)  // made once per code, not per request
         line.append(UInt8(ascii: " "))
         // A reason phrase is HTAB, SP, VCHAR and obs-text only (RFC 9112 §4): any other
         // control character becomes a space, so a message cannot start a header line.
@@ -105,11 +105,6 @@ private func writeLogNumber(_ number: Int?, into buffer: UnsafeMutableBufferPoin
         rest /= 10
     }
     return index + digitCount
-}
-
-/// Whether a header name or value can be written as it is: no CR, LF or NUL.
-func isSafeHeaderText(_ text: String) -> Bool {
-    withUTF8(of: text) { isSafeHeaderText($0) }
 }
 
 /// Writes a whole line to standard error with one system call, so that lines from several

@@ -65,6 +65,19 @@ struct ByteBuffer: ~Copyable {
         count += digits
     }
 
+    /// Appends a non-negative integer in lowercase hexadecimal (a chunk size).
+    mutating func appendHexadecimal(_ value: Int) {
+        let value = UInt(max(value, 0))
+        let digits = max(1, (UInt.bitWidth - value.leadingZeroBitCount + 3) / 4)
+        if count + digits > capacity { grow(to: count + digits) }
+        for index in 0..<digits {
+            let nibble = UInt8((value >> UInt(4 * (digits - 1 - index))) & 15)
+            let digit = nibble < 10 ? UInt8(ascii: "0") + nibble : UInt8(ascii: "a") + nibble - 10
+            base!.storeBytes(of: digit, toByteOffset: count + index, as: UInt8.self)
+        }
+        count += digits
+    }
+
     /// Drops the bytes from `index` on.
     mutating func truncate(to index: Int) {
         count = min(max(index, 0), count)

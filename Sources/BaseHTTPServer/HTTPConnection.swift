@@ -346,8 +346,7 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// Answers a request the parser refused with its status, then closes.
     private func reject(_ error: ParseError, lineFrom bytes: UnsafeRawBufferPointer) {
         requestRefused = true
-        var line = bytes.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }.prefix(200)
-        if line.isEmpty { line = bytes.prefix(0) }
+        let line = bytes.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }.prefix(200)
         phase = .handling
         handler.prepareForError(requestLine: Array(line), connection: self)
         handler.sendError(error.status, message: String(describing: error.reason))

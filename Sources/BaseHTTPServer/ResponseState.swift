@@ -246,13 +246,7 @@ extension HTTPConnection {
 
     private func appendChunk(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
-        var size = bytes.count
-        var digits: [UInt8] = []
-        repeat {
-            digits.append(hexDigits[size & 15])
-            size >>= 4
-        } while size > 0
-        output.append(Array(digits.reversed()))
+        output.appendHexadecimal(bytes.count)
         output.append(crlf)
         output.append(bytes)
         output.append(crlf)
@@ -265,22 +259,6 @@ private let connectionCloseLine = Array("Connection: close\r\n".utf8)
 private let connectionKeepAliveLine = Array("Connection: keep-alive\r\n".utf8)
 private let transferEncodingChunkedLine = Array("Transfer-Encoding: chunked\r\n".utf8)
 private let lastChunk = Array("0\r\n\r\n".utf8)
-private let hexDigits = Array("0123456789abcdef".utf8)
-
-/// Appends the decimal digits of a non-negative integer.
-func appendDecimal(_ value: Int, to bytes: inout [UInt8]) {
-    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // room for 24 digits, no allocation
-    var count = 0
-    var rest = UInt(max(value, 0))
-    withUnsafeMutableBytes(of: &digits) { buffer in
-        repeat {
-            buffer[23 - count] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-            count += 1
-        } while rest > 0
-        bytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: buffer[(24 - count)...]))
-    }
-}
 
 /// Whether `bytes` equal the ASCII `text`, ignoring case.
 func asciiCaseInsensitiveEquals(_ bytes: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
