@@ -27,9 +27,6 @@ public final class Loop: @unchecked Sendable {
     private var takesBlocks = true
     private let queueLock = PthreadLock()
 
-    /// Handle owners still open on this loop, so that `close()` can close whatever is left.
-    private var resources: [ObjectIdentifier: any LoopResource] = [:]
-
     /// The thread in `run()` or `runOnce()`, or 0 when no thread is running the loop.
     private let runningThread = Atomic<UInt>(0)
 
@@ -163,12 +160,27 @@ public final class Loop: @unchecked Sendable {
 
     // MARK: Handle bookkeeping
 
-    func register(_ resource: any LoopResource) {
-        resources[ObjectIdentifier(resource)] = resource
-    }
-
-    func unregister(_ resource: any LoopResource) {
-        resources[ObjectIdentifier(resource)] = nil
+    /// The handles on the loop other than the wake-up handle (closing ones included), and the
+    /// owners of those not yet closing. libuv keeps the list, so a handle costs no bookkeeping
+    /// here: every handle's `data` is its owner, a `LoopResource`, or nil while it closes.
+    private func openHandles() -> (count: Int, owners: [any LoopResource]) {
+        final class Census {
+            let skip: UnsafeMutableRawPointer
+            var count = 0
+            var owners: [any LoopResource] = []
+            init(skip: UnsafeMutableRawPointer) { self.skip = skip }
+        }
+        let census = Census(skip: UnsafeMutableRawPointer(wakeUp))
+        uv_walk(raw, { handle, argument in
+            let census = Unmanaged<Census>.fromOpaque(argument!).takeUnretainedValue()
+            guard let handle, UnsafeMutableRawPointer(handle) != census.skip else { return }
+            census.count += 1
+            if uv_is_closing(handle) == 0, let data = handle.pointee.data,
+               let owner = Unmanaged<AnyObject>.fromOpaque(data).takeUnretainedValue() as? any LoopResource {
+                census.owners.append(owner)
+            }
+        }, Unmanaged.passUnretained(census).toOpaque())
+        return (census.count, census.owners)
     }
 
     // MARK: Closing
@@ -185,10 +197,12 @@ public final class Loop: @unchecked Sendable {
         runQueued()
         queueLock.withLock { takesBlocks = false }
         runQueued()
-        repeat {
-            for resource in Array(resources.values) { resource.close() }
+        while true {
+            let (count, owners) = openHandles()
+            if count == 0 { break }
+            for owner in owners { owner.close() }
             uv_run(raw, UV_RUN_NOWAIT)
-        } while !resources.isEmpty
+        }
         uv_close(cuv_async_as_handle(wakeUp)) { handle in
             UnsafeMutableRawPointer(handle!).assumingMemoryBound(to: uv_async_t.self).deallocate()
         }

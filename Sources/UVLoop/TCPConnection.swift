@@ -47,7 +47,6 @@ public final class TCPConnection: LoopResource {
         handle = .allocate(capacity: 1)
         uv_tcp_init(loop.raw, handle)  // Cannot fail for AF_UNSPEC: no socket is made yet.
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
-        loop.register(self)
         loop.liveConnections += 1
     }
 
@@ -240,7 +239,6 @@ public final class TCPConnection: LoopResource {
     private func didClose() {
         state = .closed
         loop.liveConnections -= 1
-        loop.unregister(self)
         let delegate = self.delegate
         self.delegate = nil
         delegate?.connectionDidClose(self)

@@ -73,7 +73,6 @@ public final class TCPListener: LoopResource {
         self.loop = loop
         self.handle = handle
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
-        loop.register(self)
     }
 
     private static func owner(of stream: UnsafeMutablePointer<uv_stream_t>) -> TCPListener {
@@ -139,7 +138,6 @@ public final class TCPListener: LoopResource {
     }
 
     private func didClose() {
-        loop.unregister(self)
         handle.deallocate()
         Unmanaged.passUnretained(self).release()
     }

@@ -21,7 +21,6 @@ public final class Timer: LoopResource {
         handle = .allocate(capacity: 1)
         uv_timer_init(loop.raw, handle)  // Cannot fail: it only fills in the struct.
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
-        loop.register(self)
     }
 
     /// Starts (or restarts) the timer: `callback` runs after `milliseconds`, then every
@@ -62,7 +61,6 @@ public final class Timer: LoopResource {
     }
 
     private func didClose() {
-        loop.unregister(self)
         handle.deallocate()
         Unmanaged.passUnretained(self).release()
     }
