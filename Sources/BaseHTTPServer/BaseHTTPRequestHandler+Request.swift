@@ -3,24 +3,11 @@ import HTTPParser
 /// The per-request machinery the connection drives: resetting the request attributes,
 /// dispatching to `doFOO()`, and ending the response. Called on the loop thread.
 extension BaseHTTPRequestHandler {
-    /// Resets the request attributes for a new request.
-    /// The head's bytes are swapped in (the connection gets the previous request's buffer
-    /// back to fill next time), so that no request allocates for them.
-    func prepare(head: RequestHead, headBytes: inout [UInt8], body: [UInt8], connection: HTTPConnection) {
-        self.head = head
-        spans = RequestSpans(head)
-        swap(&self.headBytes, &headBytes)
-        methodKind = self.headBytes.withUnsafeBytes { Method(UnsafeRawBufferPointer(rebasing: $0[head.method])) }
-        cachedCommand = nil
-        cachedPath = nil
-        cachedVersion = nil
-        cachedRequestLine = nil
-        cachedHeaders = nil
-        isHTTP09Request = head.isHTTP09
-        isDeferred = false
-        bodyBytes = body
-        self.body?.reset(body)
-        // Python's parse_request: keep-alive for HTTP/1.1, or when asked and allowed.
+    /// Starts a request whose head (and body) are in `exchange`: resets the attributes and
+    /// decides, as Python's `parse_request` does, whether the connection stays open.
+    func prepare(_ head: RequestHead, _ exchange: Exchange, connection: HTTPConnection) {
+        exchange.beginRequest(head)
+        // Keep-alive for HTTP/1.1, or when asked and allowed.
         closeConnection = !(head.isHTTP11OrLater && protocolIsHTTP11)
         if head.connectionClose {
             closeConnection = true
@@ -28,32 +15,22 @@ extension BaseHTTPRequestHandler {
             closeConnection = false
         }
         if owner.isShuttingDown { closeConnection = true }
-        connection.beginResponse()
+        connection.beginResponse(exchange)
     }
 
     /// Resets the request attributes for an error answered before a request was understood.
-    func prepareForError(requestLine: [UInt8], connection: HTTPConnection) {
-        head = nil
-        spans = nil
-        headBytes = []
-        methodKind = .other
-        cachedCommand = nil
-        cachedPath = nil
-        cachedVersion = nil
-        cachedRequestLine = latin1String(requestLine)
-        cachedHeaders = nil
-        isHTTP09Request = false
-        isDeferred = false
-        bodyBytes = []
-        body?.reset([])
+    func prepareForError(requestLine: [UInt8], _ exchange: Exchange, connection: HTTPConnection) {
+        exchange.body.removeAll()
+        exchange.beginRequest(nil)
+        exchange.requestLine = latin1String(requestLine)
         closeConnection = true
-        connection.beginResponse()
+        connection.beginResponse(exchange)
     }
 
     /// Calls the `doFOO()` for the request's method.
     func run() {
         do {
-            switch methodKind {
+            switch request?.methodKind ?? .other {
             case .get: try doGET()
             case .head: try doHEAD()
             case .post: try doPOST()
@@ -66,53 +43,40 @@ extension BaseHTTPRequestHandler {
             case .other: try doMethod(command ?? "")
             }
         } catch {
-            isDeferred = false
             connection?.handlerDidThrow(error)
         }
     }
 
+    /// Where the response goes: nil once the client has gone (writes are then dropped).
+    var responseExchange: Exchange? { exchange ?? connection?.work }
+
+    /// Where the response head goes: as `responseExchange`, but nil for an HTTP/0.9 request,
+    /// whose response is the body alone.
+    var headExchange: Exchange? {
+        guard let exchange = responseExchange, !exchange.isHTTP09 else { return nil }
+        return exchange
+    }
+
     /// What the framing of this response depends on.
-    var responseContext: ResponseContext {
-        let isHTTP11 = spans?.isHTTP11OrLater ?? false
+    func responseContext(_ exchange: Exchange) -> ResponseContext {
+        let isHTTP11 = exchange.spans?.isHTTP11OrLater ?? false
         return ResponseContext(
-            isHEAD: methodKind == .head,
-            isHTTP09: isHTTP09Request,
+            isHEAD: exchange.methodKind == .head,
+            isHTTP09: exchange.isHTTP09,
             canChunk: isHTTP11 && protocolIsHTTP11,
-            echoKeepAlive: spans != nil && !isHTTP11 && !closeConnection,
+            echoKeepAlive: exchange.spans != nil && !isHTTP11 && !closeConnection,
             bufferSize: owner.configuration.responseBufferSize)
-    }
-
-    /// The response is finished: let go of the parser's head (see `head`).
-    func requestDidFinish() {
-        head = nil
-    }
-
-    /// The connection is idle: give up the request's buffers. Attributes not read by now
-    /// (`path`, `headers`, …) read as empty afterwards.
-    func releaseIdleMemory() {
-        head = nil
-        spans = nil
-        headBytes = []
-        bodyBytes = []
-        body = nil
     }
 
     /// Ends the response's framing; logs a response that does not add up.
     func completeResponse() {
-        guard let connection else { return }
+        guard let exchange = responseExchange else { return }
         if owner.isShuttingDown { closeConnection = true }
-        let (close, problem) = connection.completeResponseFraming(responseContext,
-                                                                  closeConnection: closeConnection)
+        let (close, problem) = exchange.completeResponseFraming(responseContext(exchange),
+                                                                closeConnection: closeConnection)
         closeConnection = close
         if let problem { logError(problem) }
     }
-
-    /// The client went away: later writes are dropped and `finish()` does nothing.
-    func connectionDidClose() {
-        isDeferred = false
-    }
-
-    var isHTTP09: Bool { isHTTP09Request }
 }
 
 /// Where a request line's parts are in the head's bytes.

@@ -43,10 +43,10 @@ extension BaseHTTPRequestHandler {
 
     /// Hands body bytes to the response framing (from `wfile`).
     func writeBody(_ bytes: UnsafeRawBufferPointer) {
-        guard let connection else { return }
-        let context = responseContext
-        if connection.appendBody(bytes, context) {
-            closeConnection = connection.startStreaming(context, closeConnection: closeConnection)
+        guard let exchange = responseExchange else { return }
+        let context = responseContext(exchange)
+        if exchange.appendBody(bytes, context) {
+            closeConnection = exchange.startStreaming(context, closeConnection: closeConnection)
         }
     }
 
@@ -74,8 +74,9 @@ extension BaseHTTPRequestHandler {
     /// Sends what is buffered now (from `wfile.flush()`).
     func flushBody() {
         guard let connection else { return }
-        if connection.response.stage == .held {
-            closeConnection = connection.startStreaming(responseContext, closeConnection: closeConnection)
+        let exchange = connection.work
+        if exchange.response.stage == .held {
+            closeConnection = exchange.startStreaming(responseContext(exchange), closeConnection: closeConnection)
         }
         connection.flushOutput()
     }

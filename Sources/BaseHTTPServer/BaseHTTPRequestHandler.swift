@@ -9,111 +9,112 @@ import HTTPParser
 open class BaseHTTPRequestHandler {
     // MARK: Connection attributes
 
-    /// The client's address (`client_address`).
-    public let clientAddress: (host: String, port: Int)
+    // The stored fields are all a connection's handler keeps: the request attributes live in
+    // the connection's exchange, which an idle connection hands back (see `Exchange`).
+
     /// The server this handler answers for.
     public unowned let server: HTTPServer
     /// The same server for the request path: it outlives its connections' handlers while
     /// serving, so the machinery skips `unowned`'s reference counting.
     unowned(unsafe) let owner: HTTPServer
+    private let clientHost: String
 
     /// The connection, while it is open; nil once the client is gone (writes are then dropped).
     /// The connection owns the handler and clears this when it closes, so the reference
     /// needs no counting.
     @exclusivity(unchecked) unowned(unsafe) var connection: HTTPConnection?
+    /// The exchange the connection has borrowed, while it has one: the request attributes
+    /// and the response in progress (see `HTTPConnection.work`).
+    @exclusivity(unchecked) var exchange: Exchange?
+
+    private let clientPort: Int32
+    /// Whether the connection closes after this response (`close_connection`).
+    @exclusivity(unchecked) public var closeConnection = true
+    /// Whether `protocolVersion` is HTTP/1.1 or later (computed once per instance).
+    let protocolIsHTTP11: Bool
+
+    /// Creates the handler for a new connection. Subclasses do not override this.
+    public required init(clientAddress: (host: String, port: Int), server: HTTPServer) {
+        clientHost = clientAddress.host
+        clientPort = Int32(clamping: clientAddress.port)
+        self.server = server
+        owner = server
+        protocolIsHTTP11 = Self.protocolVersion >= "HTTP/1.1"
+    }
+
+    /// The client's address (`client_address`).
+    public var clientAddress: (host: String, port: Int) { (clientHost, Int(clientPort)) }
 
     // MARK: Request attributes (reset before each request)
 
-    /// Where the request line's parts are in `headBytes`; kept after the response, so the
-    /// request attributes stay readable.
-    @exclusivity(unchecked) var spans: RequestSpans?
-    /// The parser's head with its header fields, kept only until the response is finished:
-    /// released then, the parser reuses its storage for the next request.
-    @exclusivity(unchecked) var head: RequestHead?
-    /// The request head's bytes; the head's ranges point into them.
-    @exclusivity(unchecked) var headBytes: [UInt8] = []
-    @exclusivity(unchecked) var methodKind = Method.other
-    @exclusivity(unchecked) var cachedCommand: String?
-    @exclusivity(unchecked) var cachedPath: String?
-    @exclusivity(unchecked) var cachedVersion: String?
-    @exclusivity(unchecked) var cachedRequestLine: String?
-    @exclusivity(unchecked) var cachedHeaders: HTTPMessage?
+    /// The current request's exchange: nil before the first request, once the response is
+    /// finished and the connection idle, and once the client has gone.
+    var request: Exchange? { exchange }
 
     /// The request method, such as `"GET"`; nil before a request line was parsed.
     public var command: String? {
-        if cachedCommand == nil, let spans { cachedCommand = latin1String(headBytes[spans.method]) }
-        return cachedCommand
+        guard let request else { return nil }
+        if request.command == nil, let spans = request.spans {
+            request.command = latin1String(request.headBytes[spans.method])
+        }
+        return request.command
     }
 
     /// The request target, a leading `//` reduced to `/` (as Python 3.12 does).
     public var path: String {
-        if let cachedPath { return cachedPath }
-        guard let spans else { return "" }
-        var path = latin1String(headBytes[spans.target])
+        guard let request else { return "" }
+        if let path = request.path { return path }
+        guard let spans = request.spans else { return "" }
+        var path = latin1String(request.headBytes[spans.target])
         if path.hasPrefix("//") {
             path = "/" + path.drop { $0 == "/" }
         }
-        cachedPath = path
+        request.path = path
         return path
     }
 
     /// The request's version string, such as `"HTTP/1.1"` (`defaultRequestVersion` for HTTP/0.9).
     public var requestVersion: String {
-        if let cachedVersion { return cachedVersion }
-        let version = spans?.version.map { latin1String(headBytes[$0]) }
+        guard let request else { return Self.defaultRequestVersion }
+        if let version = request.version { return version }
+        let version = request.spans?.version.map { latin1String(request.headBytes[$0]) }
             ?? Self.defaultRequestVersion
-        cachedVersion = version
+        request.version = version
         return version
     }
 
     /// The request line without its line ending (`""` when none was read).
     public var requestline: String {
-        if let cachedRequestLine { return cachedRequestLine }
-        let line = spans.map { latin1String(headBytes[$0.requestLine]) } ?? ""
-        cachedRequestLine = line
+        guard let request else { return "" }
+        if let line = request.requestLine { return line }
+        let line = request.spans.map { latin1String(request.headBytes[$0.requestLine]) } ?? ""
+        request.requestLine = line
         return line
     }
 
     /// The request's header fields (read them while the request is being answered: once the
     /// response is finished, fields not read before are no longer kept).
     public var headers: HTTPMessage {
-        if let cachedHeaders { return cachedHeaders }
-        let message = head.map { HTTPMessage(head: headBytes, fields: $0.fields) } ?? HTTPMessage()
-        cachedHeaders = message
+        guard let request else { return HTTPMessage() }
+        if let headers = request.headers { return headers }
+        let message = request.head.map { HTTPMessage(head: request.headBytes, fields: $0.fields) }
+            ?? HTTPMessage()
+        request.headers = message
         return message
     }
 
     /// The request body, already read and decoded (`rfile`).
     public var rfile: RequestBody {
-        if let body { return body }
+        guard let request else { return RequestBody() }
+        if let body = request.rfile { return body }
         let body = RequestBody()
-        body.reset(bodyBytes)
-        self.body = body
+        body.reset(request.body)
+        request.rfile = body
         return body
     }
-    /// The body reader, made when a handler first asks for it.
-    @exclusivity(unchecked) var body: RequestBody?
-    /// The decoded request body, until `rfile` is made.
-    @exclusivity(unchecked) var bodyBytes: [UInt8] = []
+
     /// Where the response body goes (`wfile`).
-    public private(set) lazy var wfile = ResponseWriter(handler: self)
-
-    /// Whether the connection closes after this response (`close_connection`).
-    @exclusivity(unchecked) public var closeConnection = true
-
-    /// Whether `protocolVersion` is HTTP/1.1 or later (computed once per instance).
-    let protocolIsHTTP11: Bool
-    @exclusivity(unchecked) var isHTTP09Request = false
-    @exclusivity(unchecked) var isDeferred = false
-    @exclusivity(unchecked) var cachedVersionString: String?
-
-    /// Creates the handler for a new connection. Subclasses do not override this.
-    public required init(clientAddress: (host: String, port: Int), server: HTTPServer) {
-        self.clientAddress = clientAddress
-        self.server = server
-        owner = server
-        protocolIsHTTP11 = Self.protocolVersion >= "HTTP/1.1"
-    }
+    public var wfile: ResponseWriter { ResponseWriter(handler: self) }
 
     // MARK: Class-level settings
 
@@ -173,7 +174,6 @@ open class BaseHTTPRequestHandler {
     /// value afterwards (from a `Timer`, or via `Loop.execute` from another thread). Requests
     /// pipelined behind this one wait until then. Called on the loop thread, from `doFOO()`.
     public func deferResponse() -> DeferredResponse {
-        isDeferred = true
         connection?.didDefer()
         return DeferredResponse(handler: self)
     }
@@ -191,11 +191,11 @@ open class BaseHTTPRequestHandler {
 
     /// Sends only the status line (`send_response_only`), with `message` or the code's phrase.
     open func sendResponseOnly(_ code: Int, message: String? = nil) {
-        guard !isHTTP09Request, let connection else { return }
+        guard let exchange = headExchange else { return }
         if let message {
-            connection.appendStatusLine(statusLine(code, message), status: code)
+            exchange.appendStatusLine(statusLine(code, message), status: code)
         } else {
-            connection.appendStatusLine(owner.defaultStatusLine(code, for: self), status: code)
+            exchange.appendStatusLine(owner.defaultStatusLine(code, for: self), status: code)
         }
     }
 
@@ -203,8 +203,8 @@ open class BaseHTTPRequestHandler {
     /// `closeConnection`. A name or value with CR, LF or NUL is refused (no header injection):
     /// nothing is written and `logError` says why.
     open func sendHeader(_ keyword: String, _ value: String) {
-        guard !isHTTP09Request, let connection else { return }
-        guard let field = connection.appendHeaderLine(name: keyword, value: value) else {
+        guard let exchange = headExchange else { return }
+        guard let field = exchange.appendHeaderLine(name: keyword, value: value) else {
             logError("refused header \(keyword.debugDescription): CR, LF or NUL in its name or value")
             return
         }
@@ -219,14 +219,14 @@ open class BaseHTTPRequestHandler {
 
     /// Ends the headers (`end_headers`). The head leaves with the body, once its length is known.
     open func endHeaders() {
-        guard !isHTTP09Request, let connection else { return }
-        connection.endHead(responseContext, closeConnection: closeConnection)
+        guard let exchange = headExchange else { return }
+        exchange.endHead(responseContext(exchange), closeConnection: closeConnection)
     }
 
     /// Sends the header lines buffered so far, without ending the head (`flush_headers`): for
     /// handlers that frame their response by hand.
     open func flushHeaders() {
-        connection?.flushHead()
+        responseExchange?.flushHead()
     }
 
     /// Sends a complete error response (`send_error`): status line, `Connection: close`, and
@@ -271,10 +271,7 @@ open class BaseHTTPRequestHandler {
 
     /// The `Server` header's value: `serverVersion` and `sysVersion` (`version_string`).
     open func versionString() -> String {
-        if let cachedVersionString { return cachedVersionString }
-        let version = Self.serverVersion + " " + Self.sysVersion
-        cachedVersionString = version
-        return version
+        owner.versionString(of: Self.self)
     }
 
     /// A date for the `Date` header (`date_time_string`): now, or `timestamp` (Unix seconds).

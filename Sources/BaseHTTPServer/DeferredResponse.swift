@@ -38,7 +38,6 @@ public final class DeferredResponse: @unchecked Sendable {
         }
         guard !finished else { return }
         finished = true
-        handler.isDeferred = false
         handler.connection?.deferredResponseDidFinish()
     }
 }

@@ -27,37 +27,22 @@ final class HTTPConnection: TCPConnectionDelegate {
         case closing
     }
 
-    /// The server outlives its connections: `serveForever()` returns only after every
-    /// connection has closed, so no reference count traffic is needed.
-    unowned(unsafe) let server: HTTPServer
+    // The fields are ordered so that they pack: an idle connection is this object, its
+    // handler, and the TCP handle and its owner, nothing more.
+
     let tcp: TCPConnection
-    /// The connection's one handler instance, for its whole life (Python's model).
+    /// The connection's one handler instance, for its whole life (Python's model). It holds
+    /// the connection's exchange while there is one (see `work`).
     let handler: BaseHTTPRequestHandler
-    /// The parser, while the connection is active; an idle connection gives it up (it is
-    /// the largest part of a connection's memory, and a fresh one parses the same).
-    @exclusivity(unchecked) var parserBox: ParserBox?
+    /// Loop times (milliseconds, wrapping) for the deadlines: when the phase began, and when
+    /// queued output last made progress.
+    @exclusivity(unchecked) var phaseSince: UInt32
+    @exclusivity(unchecked) var writeProgressAt: UInt32
+    /// This connection's index in the server's list (for O(1) removal).
+    var slot: Int32 = 0
     @exclusivity(unchecked) var phase = Phase.idle
-
-    /// Bytes received but not yet parsed, or the unfinished head of the current request.
-    @exclusivity(unchecked) var pending: [UInt8] = []
-    /// How much of `pending` the parser has consumed already (it never rescans).
-    @exclusivity(unchecked) private var pendingParsed = 0
-    /// The current request's head bytes and the decoded body, until it is dispatched.
-    @exclusivity(unchecked) var head: RequestHead?
-    @exclusivity(unchecked) var headBytes: [UInt8] = []
-    @exclusivity(unchecked) var body: [UInt8] = []
-
-    /// Output produced since the last write; everything from one read leaves in one write.
-    @exclusivity(unchecked) var output = ByteBuffer()
-    /// Whether output has reached the socket since the current response began.
-    @exclusivity(unchecked) var responseFlushed = false
-    /// Where the current response starts in `output` (to replace it after a handler error).
-    @exclusivity(unchecked) private var responseStart = 0
     /// Whether `parse` is on the stack (so that nothing re-enters it).
-    @exclusivity(unchecked) private var parsing = false
-    /// The framing state of the response being produced.
-    @exclusivity(unchecked) var response = ResponseState()
-
+    @exclusivity(unchecked) private(set) var parsing = false
     /// Whether reading stopped because unsent output passed the high-water mark.
     @exclusivity(unchecked) private var outputBlocked = false
     /// Whether reading stopped because too much input waits to be processed.
@@ -66,23 +51,10 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// Whether a request was answered before it was all read (an error, an expectation
     /// refused): its remaining bytes may still arrive, so closing lingers.
     @exclusivity(unchecked) var requestRefused = false
-    /// Loop times (ms) for the deadlines.
-    @exclusivity(unchecked) var phaseSince: UInt64
-    @exclusivity(unchecked) var writeProgressAt: UInt64
-    /// This connection's index in the server's list (for O(1) removal).
-    var slot = 0
-
-    /// Called on the loop thread when queued output has drained to half the high-water mark
-    /// or below, for a body produced piece by piece (a large file) under backpressure. Set by
-    /// the producer, which clears it when done; cleared when the connection closes.
-    var onDrain: (() -> Void)?
-    /// Called once if the connection closes while `onDrain` is set (the producer stops).
-    var onAbandon: (() -> Void)?
 
     init(server: HTTPServer, tcp: TCPConnection) {
-        self.server = server
         self.tcp = tcp
-        phaseSince = server.loop.now
+        phaseSince = UInt32(truncatingIfNeeded: server.loop.now)
         writeProgressAt = phaseSince
         let address = tcp.remoteAddress
         handler = server.handlerType.init(clientAddress: (address?.host ?? "", address?.port ?? 0),
@@ -92,24 +64,48 @@ final class HTTPConnection: TCPConnectionDelegate {
         tcp.startReading()
     }
 
-    var now: UInt64 { server.loop.now }
+    /// The server outlives its connections: `serveForever()` returns only after every
+    /// connection has closed.
+    var server: HTTPServer { handler.owner }
+
+    /// The parser, the request and the response in progress: borrowed from the server while
+    /// the connection has work, handed back when it is idle (see `returnExchange()`).
+    var exchange: Exchange? { handler.exchange }
+
+    /// The exchange, borrowed from the server when the connection has none.
+    var work: Exchange {
+        if let exchange = handler.exchange { return exchange }
+        let borrowed = server.lendExchange()
+        handler.exchange = borrowed
+        return borrowed
+    }
+
+    /// Hands the exchange back to the server (which resets it for another connection).
+    func giveBackExchange() {
+        guard let exchange = handler.exchange else { return }
+        handler.exchange = nil
+        server.recycle(exchange)
+    }
+
+    var now: UInt32 { UInt32(truncatingIfNeeded: server.loop.now) }
 
     // MARK: Input
 
     func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
         if phase == .closing { return }  // Lingering after the last response: discard.
-        defer { returnScratch() }
-        if pending.isEmpty && !isBlocked {
+        defer { returnExchange() }
+        let exchange = work
+        if exchange.pending.isEmpty && !isBlocked {
             // The common case: parse straight from the loop's read buffer.
-            let (keep, parsed) = parse(bytes, from: 0)
+            let (keep, parsed) = parse(bytes, from: 0, exchange)
             if keep < bytes.count {
-                pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[keep...]))
-                pendingParsed = parsed
+                exchange.pending.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[keep...]))
+                exchange.pendingParsed = parsed
             }
         } else {
-            pending.append(contentsOf: bytes)
+            exchange.pending.append(contentsOf: bytes)
             if isBlocked {
-                if pending.count > server.configuration.inputHighWaterMark {
+                if exchange.pending.count > server.configuration.inputHighWaterMark {
                     inputBlocked = true
                     tcp.stopReading()
                 }
@@ -128,7 +124,7 @@ final class HTTPConnection: TCPConnectionDelegate {
             break  // Answer it; the connection closes afterwards.
         case .closing:
             if tcp.queuedBytes == 0 { tcp.close() }
-        case .idle where outputBlocked && !pending.isEmpty:
+        case .idle where outputBlocked && hasPendingInput:
             break  // Pipelined requests still to answer once the client reads.
         case .idle, .head, .body:
             closeGracefully()
@@ -142,8 +138,8 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     func connectionDidWrite(_ connection: TCPConnection) {
         writeProgressAt = now
-        defer { returnScratch() }
-        if let onDrain, tcp.queuedBytes <= server.configuration.outputHighWaterMark / 2 {
+        defer { returnExchange() }
+        if let onDrain = exchange?.onDrain, tcp.queuedBytes <= server.configuration.outputHighWaterMark / 2 {
             onDrain()
         }
         if outputBlocked && tcp.queuedBytes <= server.configuration.outputHighWaterMark / 2 {
@@ -154,17 +150,21 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     func connectionDidClose(_ connection: TCPConnection) {
         phase = .closing
-        onDrain = nil
-        if let onAbandon {
-            self.onAbandon = nil
-            onAbandon()
+        if let exchange {
+            exchange.onDrain = nil
+            if let onAbandon = exchange.onAbandon {
+                exchange.onAbandon = nil
+                onAbandon()
+            }
+            giveBackExchange()
         }
-        handler.connectionDidClose()
         handler.connection = nil
         server.connectionDidClose(self)
     }
 
     private var isBlocked: Bool { outputBlocked || phase == .deferred || phase == .handling }
+
+    private var hasPendingInput: Bool { !(exchange?.pending.isEmpty ?? true) }
 
     /// After the client half-closed: close once nothing it sent is left to answer (an
     /// unfinished request can never complete now).
@@ -178,15 +178,15 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     /// Parses what waits in `pending` (after a deferred response or backpressure ends).
     private func parsePending() {
-        guard !pending.isEmpty, !isBlocked, phase != .closing else { return }
-        let window = pending
-        pending = []
-        let (keep, parsed) = window.withUnsafeBytes { parse($0, from: pendingParsed) }
+        guard let exchange, !exchange.pending.isEmpty, !isBlocked, phase != .closing else { return }
+        let window = exchange.pending
+        exchange.pending = []
+        let (keep, parsed) = window.withUnsafeBytes { parse($0, from: exchange.pendingParsed, exchange) }
         if keep < window.count {
-            pending = Array(window[keep...])
+            exchange.pending = Array(window[keep...])
         }
-        pendingParsed = parsed
-        if inputBlocked && pending.count <= server.configuration.inputHighWaterMark / 2 {
+        exchange.pendingParsed = parsed
+        if inputBlocked && exchange.pending.count <= server.configuration.inputHighWaterMark / 2 {
             inputBlocked = false
             tcp.startReading()
         }
@@ -204,17 +204,15 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// needs more bytes or must stop (a deferred response, backpressure, an error).
     /// - Returns: the offset from which bytes must be kept (the unfinished head, or input not
     ///   yet parsed) and how many of those kept bytes the parser has already consumed.
-    private func parse(_ window: UnsafeRawBufferPointer, from start: Int) -> (keep: Int, parsed: Int) {
+    private func parse(_ window: UnsafeRawBufferPointer, from start: Int,
+                       _ exchange: Exchange) -> (keep: Int, parsed: Int) {
         var position = start
         var messageStart = 0
         parsing = true
         defer { parsing = false }
-        let box = parserBox ?? makeParser()
-        if output.capacity == 0 { server.borrow(into: &output) }
-        if response.head.capacity == 0 { server.borrow(into: &response.head) }
         while !isBlocked && phase != .closing {
             let input = UnsafeRawBufferPointer(rebasing: window[position...])
-            let (event, consumed) = box.parser.parse(input)
+            let (event, consumed) = exchange.parser.parse(input)
             let eventStart = position
             position += consumed
             switch event {
@@ -226,21 +224,22 @@ final class HTTPConnection: TCPConnectionDelegate {
                 let keep = phase == .head ? messageStart : position
                 return (keep, position - keep)
             case .head(let parsedHead):
-                headBytes.removeAll(keepingCapacity: true)
-                headBytes.append(contentsOf: UnsafeRawBufferPointer(
+                exchange.headBytes.removeAll(keepingCapacity: true)
+                exchange.headBytes.append(contentsOf: UnsafeRawBufferPointer(
                     rebasing: window[messageStart..<messageStart + parsedHead.headLength]))
-                head = parsedHead
+                exchange.body.removeAll(keepingCapacity: true)
+                exchange.head = parsedHead
                 phase = .body
                 phaseSince = now
-                if !checkExpectation(parsedHead) { return (position, 0) }
+                if !checkExpectation(parsedHead, exchange) { return (position, 0) }
             case .body(let range):
-                body.append(contentsOf: UnsafeRawBufferPointer(
+                exchange.body.append(contentsOf: UnsafeRawBufferPointer(
                     rebasing: window[eventStart + range.lowerBound..<eventStart + range.upperBound]))
                 phaseSince = now
             case .end:
                 messageStart = position
-                dispatch()
-                if output.count >= server.configuration.outputHighWaterMark { flushOutput() }
+                dispatch(exchange)
+                if exchange.output.count >= server.configuration.outputHighWaterMark { flushOutput() }
             case .error(let error):
                 reject(error, lineFrom: UnsafeRawBufferPointer(rebasing: window[messageStart...]))
                 return (window.count, 0)
@@ -254,16 +253,15 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     /// Answers `Expect` before the body is read: `100 Continue` through the handler's
     /// `handleExpect100()`, 417 for an expectation we do not know.
-    private func checkExpectation(_ head: RequestHead) -> Bool {
+    private func checkExpectation(_ head: RequestHead, _ exchange: Exchange) -> Bool {
         guard head.isHTTP11OrLater, handler.protocolIsHTTP11 else { return true }
         switch head.expect {
         case .none:
             return true
         case .continue100:
-            handler.prepare(head: head, headBytes: &headBytes, body: [], connection: self)
+            handler.prepare(head, exchange, connection: self)
             if handler.handleExpect100() {
-                swap(&headBytes, &handler.headBytes)  // dispatch() hands them over again
-                response.reset()
+                exchange.response.reset()
                 flushOutput()
                 return true
             }
@@ -273,41 +271,39 @@ final class HTTPConnection: TCPConnectionDelegate {
             return false
         case .other:
             requestRefused = true
-            handler.prepare(head: head, headBytes: &headBytes, body: [], connection: self)
+            handler.prepare(head, exchange, connection: self)
             handler.sendError(417)
             finishResponse()
             return false
         }
     }
 
-    private func dispatch() {
-        guard let head else { return }
-        self.head = nil
+    private func dispatch(_ exchange: Exchange) {
+        guard let head = exchange.head else { return }
         phase = .handling
-        let requestBody = body
-        body = []
-        handler.prepare(head: head, headBytes: &headBytes, body: requestBody, connection: self)
+        handler.prepare(head, exchange, connection: self)
         handler.run()
         if phase == .handling { finishResponse() }
     }
 
     /// Resets the response state for a new request.
-    func beginResponse() {
-        response.reset()
-        responseStart = output.count
-        responseFlushed = false
+    func beginResponse(_ exchange: Exchange) {
+        exchange.response.reset()
+        exchange.responseStart = exchange.output.count
+        exchange.responseFlushed = false
     }
 
     /// A handler threw: before anything left, its output becomes a 500; after, the
     /// connection closes (the client sees a truncated response).
     func handlerDidThrow(_ error: any Error) {
         handler.logError("error in handler for \(handler.requestline.debugDescription): \(error)")
-        if !responseFlushed {
-            output.truncate(to: responseStart)
-            response.reset()
+        let exchange = work
+        if !exchange.responseFlushed {
+            exchange.output.truncate(to: exchange.responseStart)
+            exchange.response.reset()
             handler.sendError(500)
         } else {
-            response.stage = .raw
+            exchange.response.stage = .raw
         }
         handler.closeConnection = true
         if phase == .deferred { phase = .handling }
@@ -319,10 +315,12 @@ final class HTTPConnection: TCPConnectionDelegate {
     }
 
     /// Completes the current response (its framing) and moves on: the next request, or close.
+    /// The request's head is let go, so the parser can reuse its storage (header fields not
+    /// read by now are no longer available).
     func finishResponse() {
         guard phase != .closing else { return }
         handler.completeResponse()
-        handler.requestDidFinish()
+        exchange?.head = nil
         server.requestDidComplete()
         if handler.closeConnection || server.isShuttingDown {
             closeGracefully()
@@ -337,7 +335,7 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// A deferred response finished: write it and carry on with what waited behind it.
     func deferredResponseDidFinish() {
         guard phase == .deferred else { return }
-        defer { returnScratch() }
+        defer { returnExchange() }
         finishResponse()
         flushOutput()
         if phase == .idle { resumeInput() }
@@ -348,7 +346,7 @@ final class HTTPConnection: TCPConnectionDelegate {
         requestRefused = true
         let line = bytes.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }.prefix(200)
         phase = .handling
-        handler.prepareForError(requestLine: Array(line), connection: self)
+        handler.prepareForError(requestLine: Array(line), work, connection: self)
         handler.sendError(error.status, message: String(describing: error.reason))
         handler.closeConnection = true
         finishResponse()
@@ -358,17 +356,17 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     /// Writes what is buffered. Stops reading when the client is not keeping up.
     func flushOutput() {
-        guard !output.isEmpty else { return }
+        guard let exchange, !exchange.output.isEmpty else { return }
         if tcp.isOpen {
             if tcp.queuedBytes == 0 { writeProgressAt = now }
-            tcp.write(output.bytes)
-            responseFlushed = true
+            tcp.write(exchange.output.bytes)
+            exchange.responseFlushed = true
             if tcp.queuedBytes > server.configuration.outputHighWaterMark && !outputBlocked {
                 outputBlocked = true
                 tcp.stopReading()
             }
         }
-        output.removeAll(keepingAtMost: 1 << 16)
+        exchange.output.removeAll(keepingAtMost: 1 << 16)
     }
 
     /// Sends what is buffered, half-closes once it has left, and closes when the client has
@@ -380,10 +378,10 @@ final class HTTPConnection: TCPConnectionDelegate {
         // be sending: input not yet answered, or a refused request whose body may be on its
         // way. Closing with unread bytes would reset the connection, and a reset can destroy
         // the response before the client reads it. Otherwise close once the output is sent.
-        let linger = !pending.isEmpty || requestRefused
+        let linger = hasPendingInput || requestRefused
         phase = .closing
         phaseSince = now
-        pending = []
+        exchange?.pending.removeAll()
         tcp.shutdown { [self] error in
             if error != nil || peerClosed || server.isShuttingDown || !linger {
                 tcp.close()
@@ -399,7 +397,9 @@ final class HTTPConnection: TCPConnectionDelegate {
     }
 
     /// Whether the connection has nothing in flight (for shutdown).
-    var isIdle: Bool { phase == .idle && pending.isEmpty && output.isEmpty }
+    var isIdle: Bool {
+        phase == .idle && (exchange.map { $0.pending.isEmpty && $0.output.isEmpty } ?? true)
+    }
 }
 
 @available(*, unavailable)

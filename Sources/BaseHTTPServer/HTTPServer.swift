@@ -42,12 +42,11 @@ open class HTTPServer: @unchecked Sendable {
     private let serving = ServingState()
     @exclusivity(unchecked) private var cachedDate = ""
     @exclusivity(unchecked) private var cachedDateSecond = -1
-    /// A parser and buffers that connections borrow while they work and hand back between
-    /// requests (see `HTTPConnection.returnScratch()`).
-    @exclusivity(unchecked) var spareParser: ParserBox?
-    @exclusivity(unchecked) private var spare0 = ByteBuffer()
-    @exclusivity(unchecked) private var spare1 = ByteBuffer()
-    @exclusivity(unchecked) private var spare2 = ByteBuffer()
+    /// Exchanges that connections borrow while they have work and hand back between
+    /// requests (see `HTTPConnection.returnExchange()`); a few are kept warm.
+    @exclusivity(unchecked) private var spareExchanges: [Exchange] = []
+    /// The handler class's `Server` header value, made once.
+    @exclusivity(unchecked) private var cachedVersionString: String?
     /// Status lines with the handler class's default phrase, made once per code.
     @exclusivity(unchecked) private var statusLines: [Int: [UInt8]] = [:]
 
@@ -147,7 +146,7 @@ open class HTTPServer: @unchecked Sendable {
 
     private func accept(_ tcp: TCPConnection) {
         let connection = HTTPConnection(server: self, tcp: tcp)
-        connection.slot = connections.count
+        connection.slot = Int32(connections.count)
         connections.append(connection)
         openConnections.store(connections.count, ordering: .relaxed)
         if connections.count >= configuration.maxConnections {
@@ -165,11 +164,11 @@ open class HTTPServer: @unchecked Sendable {
     }
 
     func connectionDidClose(_ connection: HTTPConnection) {
-        let slot = connection.slot
+        let slot = Int(connection.slot)
         let last = connections.removeLast()
         if slot < connections.count {
             connections[slot] = last
-            last.slot = slot
+            last.slot = Int32(slot)
         }
         openConnections.store(connections.count, ordering: .relaxed)
         if let listener, !listener.isAccepting, !isShuttingDown,
@@ -217,7 +216,7 @@ open class HTTPServer: @unchecked Sendable {
     /// The one timer behind every connection's deadlines.
     private func sweep() {
         loop.updateTime()
-        let now = loop.now
+        let now = UInt32(truncatingIfNeeded: loop.now)
         var index = connections.count
         while index > 0 {
             index -= 1
@@ -225,34 +224,24 @@ open class HTTPServer: @unchecked Sendable {
         }
     }
 
-    /// Gives `buffer` (empty, with no memory) a spare buffer's memory, if one is kept.
-    func borrow(into buffer: inout ByteBuffer) {
-        guard buffer.capacity == 0 else { return }
-        if spare0.capacity > 0 {
-            swap(&buffer, &spare0)
-        } else if spare1.capacity > 0 {
-            swap(&buffer, &spare1)
-        } else if spare2.capacity > 0 {
-            swap(&buffer, &spare2)
-        }
+    /// An exchange for a connection that has work: a spare one, or a new one.
+    func lendExchange() -> Exchange {
+        spareExchanges.popLast() ?? Exchange(limits: configuration.parserLimits)
     }
 
-    /// Takes an empty buffer's memory back as a spare (three are kept; the rest freed).
-    func recycle(_ buffer: inout ByteBuffer) {
-        guard buffer.capacity > 0, buffer.isEmpty else { return }
-        guard buffer.capacity <= 1 << 16 else {
-            buffer.removeAll(keepingAtMost: 0)
-            return
-        }
-        if spare0.capacity == 0 {
-            swap(&buffer, &spare0)
-        } else if spare1.capacity == 0 {
-            swap(&buffer, &spare1)
-        } else if spare2.capacity == 0 {
-            swap(&buffer, &spare2)
-        } else {
-            buffer.removeAll(keepingAtMost: 0)
-        }
+    /// Takes an exchange back from a connection; a few are kept, reset, for the next ones.
+    func recycle(_ exchange: Exchange) {
+        guard spareExchanges.count < 4 else { return }
+        exchange.reset()
+        spareExchanges.append(exchange)
+    }
+
+    /// `serverVersion sysVersion` for the handler class (`version_string`), made once.
+    func versionString(of handlerClass: BaseHTTPRequestHandler.Type) -> String {
+        if let cachedVersionString { return cachedVersionString }
+        let version = handlerClass.serverVersion + " " + handlerClass.sysVersion
+        cachedVersionString = version
+        return version
     }
 
     /// `protocolVersion code phrase\r\n` for the handler class, made once per code.

@@ -70,7 +70,7 @@ struct ResponseContext {
     var bufferSize: Int
 }
 
-extension HTTPConnection {
+extension Exchange {
     /// Adds a status line to the head (Python's `send_response_only`).
     func appendStatusLine(_ line: [UInt8], status: Int) {
         response.head.append(line)

@@ -2,10 +2,9 @@
 ///
 /// Output is buffered and leaves when the handler returns (everything answered from one read
 /// goes out in one write). Writing never throws: once the client has gone, bytes are dropped.
-public final class ResponseWriter {
-    /// The handler that owns this writer; a writer is used only through its handler, so it
-    /// needs no reference counting of its own.
-    unowned(unsafe) let handler: BaseHTTPRequestHandler
+public struct ResponseWriter {
+    /// The handler whose response this writes (a writer is made each time `wfile` is read).
+    let handler: BaseHTTPRequestHandler
 
     init(handler: BaseHTTPRequestHandler) {
         self.handler = handler

@@ -39,8 +39,9 @@ final class FileStreamer {
             complete()
             return
         }
-        connection.onDrain = { [self] in didDrain() }
-        connection.onAbandon = { [self] in didAbandon() }
+        let exchange = connection.work
+        exchange.onDrain = { [self] in didDrain() }
+        exchange.onAbandon = { [self] in didAbandon() }
         readNext()
     }
 
@@ -86,7 +87,6 @@ final class FileStreamer {
     /// The connection closed mid-stream: stop; close the file now or when the read returns.
     private func didAbandon() {
         done = true
-        connection.onDrain = nil
         if !reading { file.close() }
     }
 
@@ -100,8 +100,8 @@ final class FileStreamer {
 
     private func complete() {
         done = true
-        connection.onDrain = nil
-        connection.onAbandon = nil
+        connection.exchange?.onDrain = nil
+        connection.exchange?.onAbandon = nil
         file.close()
         deferred.finish()
     }

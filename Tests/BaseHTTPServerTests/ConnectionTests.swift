@@ -52,6 +52,31 @@ final class DeferringHandler: BaseHTTPRequestHandler {
     }
 }
 
+/// Answers from a timer, then notes what its request attributes read once the response is
+/// finished; `/report` answers with that note.
+final class AttributeLifetimeHandler: BaseHTTPRequestHandler {
+    var afterFinish = "nothing yet"
+    override func logMessage(_ message: String) {}
+    override func doGET() throws {
+        if path == "/report" {
+            sendResponse(200)
+            endHeaders()
+            wfile.write(afterFinish)
+            return
+        }
+        let deferred = deferResponse()
+        let timer = Timer(loop: server.loop)
+        timer.start(after: 10) { [self] in
+            timer.close()
+            sendResponse(200)
+            endHeaders()
+            wfile.write("\(command ?? "nil") [\(path)] \(headers["X-A"] ?? "-")")
+            deferred.finish()
+            afterFinish = "\(command ?? "nil") [\(path)] \(headers["X-A"] ?? "-") [\(requestline)]"
+        }
+    }
+}
+
 /// Refuses request bodies announced with `Expect: 100-continue` when `/refuse`.
 final class ExpectHandler: BaseHTTPRequestHandler {
     override func logMessage(_ message: String) {}
@@ -176,6 +201,16 @@ struct ConnectionTests {
         #expect(try slow.readResponse()?.bodyText == "fast /after")
         #expect(slowDone >= 0.045)
         #expect(fastDone < slowDone || fastDone < 0.05)
+    }
+
+    @Test func requestAttributesLastUntilTheResponseIsFinished() throws {
+        let running = try RunningServer(AttributeLifetimeHandler.self)
+        defer { running.stop() }
+        let client = try running.client()
+        try client.send("GET /first HTTP/1.1\r\nHost: a\r\nX-A: yes\r\n\r\n")
+        #expect(try client.readResponse()?.bodyText == "GET [/first] yes")
+        try client.send("GET /report HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try client.readResponse()?.bodyText == "nil [] - []")
     }
 
     @Test func clientGoneDuringADeferredResponseIsHarmless() throws {

@@ -160,10 +160,10 @@ struct HTTPServerCLITests {
 
     @Test func sigintAlsoShutsDownGracefully() throws {
         let child = try ChildServer(["-b", "127.0.0.1", "-d", NSTemporaryDirectory(), "0"])
-        _ = child.firstLine()
+        let line = child.firstLine()
         kill(child.pid, SIGINT)
         #expect(child.waitForExit())
-        #expect(child.exitedNormally)
+        #expect(child.exitedNormally, "first line \(line.debugDescription), status \(String(describing: child.status)), stderr \(child.standardError.debugDescription)")
         #expect(child.exitStatus == 0)
     }
 
