@@ -382,6 +382,12 @@ final class HTTPConnection: TCPConnectionDelegate {
         phase = .closing
         phaseSince = now
         exchange?.pending.removeAll()
+        if !linger && tcp.queuedBytes == 0 {
+            // Everything is with the kernel and nothing unread is known: a plain close sends
+            // the response and then FIN, without a half-close round through the loop.
+            tcp.close()
+            return
+        }
         tcp.shutdown { [self] error in
             if error != nil || peerClosed || server.isShuttingDown || !linger {
                 tcp.close()

@@ -76,6 +76,17 @@ public final class TCPConnection: LoopResource {
         return SocketAddress(&storage)
     }
 
+    /// Whether `TCP_NODELAY` is on for the socket (accepted sockets inherit it from the
+    /// listener on Linux); nil when the socket cannot be asked.
+    var isNoDelay: Bool? {
+        var fd: uv_os_fd_t = -1
+        guard uv_fileno(cuv_tcp_as_handle(handle), &fd) == 0 else { return nil }
+        var value: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length) == 0 else { return nil }
+        return value != 0
+    }
+
     /// Whether the connection is open (neither closing nor closed).
     public var isOpen: Bool { state == .open }
 

@@ -54,6 +54,9 @@ public final class TCPListener: LoopResource {
                 guard setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, socklen_t(MemoryLayout<Int32>.size)) == 0
                 else { throw UVError(code: -errno) }
             }
+            // Accepted sockets inherit TCP_NODELAY from the listening socket on Linux, which
+            // saves a system call per connection.
+            try UVError.check(uv_tcp_nodelay(handle, 1))
             try UVError.check(uv_tcp_bind(handle, cuv_sockaddr(&address), 0))
             var bound = sockaddr_storage()
             var length = Int32(MemoryLayout<sockaddr_storage>.size)
@@ -117,7 +120,9 @@ public final class TCPListener: LoopResource {
             onError?(UVError(code: status))
             return
         }
+        #if !os(Linux)
         uv_tcp_nodelay(connection.handle, 1)
+        #endif
         if let onConnection {
             onConnection(connection)
         } else {

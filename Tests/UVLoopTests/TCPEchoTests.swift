@@ -58,6 +58,27 @@ struct TCPEchoTests {
         closeCleanly(loop)
     }
 
+    @Test func acceptedConnectionsHaveNagleOff() throws {
+        let loop = try Loop()
+        let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0)
+        var noDelay: [Bool?] = []
+        listener.onConnection = { connection in
+            noDelay.append(connection.isNoDelay)
+            connection.close()
+        }
+        var clients: [TCPConnection] = []
+        for _ in 0..<3 {
+            TCPConnection.connect(loop: loop, host: "127.0.0.1", port: listener.localAddress.port) { result in
+                if case .success(let client) = result { clients.append(client) }
+            }
+        }
+        run(loop, until: { noDelay.count == 3 })
+        #expect(noDelay == [true, true, true])
+        for client in clients { client.close() }
+        listener.close()
+        closeCleanly(loop)
+    }
+
     @Test func bindingAPortInUseThrowsAddressInUse() throws {
         let loop = try Loop()
         let first = try TCPListener(loop: loop, host: "127.0.0.1", port: 0)
