@@ -30,7 +30,7 @@ extension BaseHTTPRequestHandler {
     /// Calls the `doFOO()` for the request's method.
     func run() {
         do {
-            switch request?.methodKind ?? .other {
+            switch withRequest(.other, { $0.methodKind }) {
             case .get: try doGET()
             case .head: try doHEAD()
             case .post: try doPOST()
@@ -47,16 +47,6 @@ extension BaseHTTPRequestHandler {
         }
     }
 
-    /// Where the response goes: nil once the client has gone (writes are then dropped).
-    var responseExchange: Exchange? { exchange ?? connection?.work }
-
-    /// Where the response head goes: as `responseExchange`, but nil for an HTTP/0.9 request,
-    /// whose response is the body alone.
-    var headExchange: Exchange? {
-        guard let exchange = responseExchange, !exchange.isHTTP09 else { return nil }
-        return exchange
-    }
-
     /// What the framing of this response depends on.
     func responseContext(_ exchange: Exchange) -> ResponseContext {
         let isHTTP11 = exchange.spans?.isHTTP11OrLater ?? false
@@ -70,11 +60,15 @@ extension BaseHTTPRequestHandler {
 
     /// Ends the response's framing; logs a response that does not add up.
     func completeResponse() {
-        guard let exchange = responseExchange else { return }
+        guard connection != nil else { return }
         if owner.isShuttingDown { closeConnection = true }
-        let (close, problem) = exchange.completeResponseFraming(responseContext(exchange),
-                                                                closeConnection: closeConnection)
-        closeConnection = close
+        var problem: String?
+        withResponse { exchange in
+            let outcome = exchange.completeResponseFraming(responseContext(exchange),
+                                                           closeConnection: closeConnection)
+            closeConnection = outcome.close
+            problem = outcome.problem
+        }
         if let problem { logError(problem) }
     }
 }

@@ -43,10 +43,11 @@ extension BaseHTTPRequestHandler {
 
     /// Hands body bytes to the response framing (from `wfile`).
     func writeBody(_ bytes: UnsafeRawBufferPointer) {
-        guard let exchange = responseExchange else { return }
-        let context = responseContext(exchange)
-        if exchange.appendBody(bytes, context) {
-            closeConnection = exchange.startStreaming(context, closeConnection: closeConnection)
+        withResponse { exchange in
+            let context = responseContext(exchange)
+            if exchange.appendBody(bytes, context) {
+                closeConnection = exchange.startStreaming(context, closeConnection: closeConnection)
+            }
         }
     }
 

@@ -24,8 +24,10 @@ open class BaseHTTPRequestHandler {
     /// needs no counting.
     @exclusivity(unchecked) unowned(unsafe) var connection: HTTPConnection?
     /// The exchange the connection has borrowed, while it has one: the request attributes
-    /// and the response in progress (see `HTTPConnection.work`).
-    @exclusivity(unchecked) var exchange: Exchange?
+    /// and the response in progress. Held through a retain taken in `HTTPConnection.work` and
+    /// given back in `giveBackExchange()`, so that the request path can borrow it without
+    /// reference counting (`withRequest`, `withResponse`).
+    @exclusivity(unchecked) var exchangeReference: Unmanaged<Exchange>?
 
     private let clientPort: Int32
     /// Whether the connection closes after this response (`close_connection`).
@@ -42,75 +44,105 @@ open class BaseHTTPRequestHandler {
         protocolIsHTTP11 = Self.protocolVersion >= "HTTP/1.1"
     }
 
+    deinit {
+        exchangeReference?.release()
+    }
+
     /// The client's address (`client_address`).
     public var clientAddress: (host: String, port: Int) { (clientHost, Int(clientPort)) }
 
     // MARK: Request attributes (reset before each request)
 
-    /// The current request's exchange: nil before the first request, once the response is
-    /// finished and the connection idle, and once the client has gone.
-    var request: Exchange? { exchange }
+    /// The exchange, for the paths where a retain does not matter.
+    var exchange: Exchange? { exchangeReference?.takeUnretainedValue() }
+
+    /// Runs `body` with the current request's exchange, or returns `none` when there is none
+    /// (before the first request, once the response is finished and the connection idle, and
+    /// once the client has gone). The exchange is borrowed without reference counting: the
+    /// connection holds it for as long as the call can last.
+    @inline(__always)
+    func withRequest<R>(_ none: @autoclosure () -> R, _ body: (Exchange) -> R) -> R {
+        guard let reference = exchangeReference else { return none() }
+        return reference._withUnsafeGuaranteedRef(body)
+    }
+
+    /// Runs `body` with the exchange the response goes to (borrowed by the connection first if
+    /// it has none); does nothing once the client has gone, so writes are dropped.
+    @inline(__always)
+    func withResponse(_ body: (Exchange) -> Void) {
+        if let reference = exchangeReference {
+            reference._withUnsafeGuaranteedRef(body)
+        } else if let connection {
+            body(connection.work)
+        }
+    }
 
     /// The request method, such as `"GET"`; nil before a request line was parsed.
     public var command: String? {
-        guard let request else { return nil }
-        if request.command == nil, let spans = request.spans {
-            request.command = latin1String(request.headBytes[spans.method])
+        withRequest(nil) { request in
+            if request.command == nil, let spans = request.spans {
+                request.command = latin1String(request.headBytes[spans.method])
+            }
+            return request.command
         }
-        return request.command
     }
 
     /// The request target, a leading `//` reduced to `/` (as Python 3.12 does).
     public var path: String {
-        guard let request else { return "" }
-        if let path = request.path { return path }
-        guard let spans = request.spans else { return "" }
-        var path = latin1String(request.headBytes[spans.target])
-        if path.hasPrefix("//") {
-            path = "/" + path.drop { $0 == "/" }
+        withRequest("") { request in
+            if let path = request.path { return path }
+            guard let spans = request.spans else { return "" }
+            var path = latin1String(request.headBytes[spans.target])
+            if path.hasPrefix("//") {
+                path = "/" + path.drop { $0 == "/" }
+            }
+            request.path = path
+            return path
         }
-        request.path = path
-        return path
     }
 
     /// The request's version string, such as `"HTTP/1.1"` (`defaultRequestVersion` for HTTP/0.9).
     public var requestVersion: String {
-        guard let request else { return Self.defaultRequestVersion }
-        if let version = request.version { return version }
-        let version = request.spans?.version.map { latin1String(request.headBytes[$0]) }
-            ?? Self.defaultRequestVersion
-        request.version = version
-        return version
+        withRequest(Self.defaultRequestVersion) { request in
+            if let version = request.version { return version }
+            let version = request.spans?.version.map { latin1String(request.headBytes[$0]) }
+                ?? Self.defaultRequestVersion
+            request.version = version
+            return version
+        }
     }
 
     /// The request line without its line ending (`""` when none was read).
     public var requestline: String {
-        guard let request else { return "" }
-        if let line = request.requestLine { return line }
-        let line = request.spans.map { latin1String(request.headBytes[$0.requestLine]) } ?? ""
-        request.requestLine = line
-        return line
+        withRequest("") { request in
+            if let line = request.requestLine { return line }
+            let line = request.spans.map { latin1String(request.headBytes[$0.requestLine]) } ?? ""
+            request.requestLine = line
+            return line
+        }
     }
 
     /// The request's header fields (read them while the request is being answered: once the
     /// response is finished, fields not read before are no longer kept).
     public var headers: HTTPMessage {
-        guard let request else { return HTTPMessage() }
-        if let headers = request.headers { return headers }
-        let message = request.head.map { HTTPMessage(head: request.headBytes, fields: $0.fields) }
-            ?? HTTPMessage()
-        request.headers = message
-        return message
+        withRequest(HTTPMessage()) { request in
+            if let headers = request.headers { return headers }
+            let message = request.head.map { HTTPMessage(head: request.headBytes, fields: $0.fields) }
+                ?? HTTPMessage()
+            request.headers = message
+            return message
+        }
     }
 
     /// The request body, already read and decoded (`rfile`).
     public var rfile: RequestBody {
-        guard let request else { return RequestBody() }
-        if let body = request.rfile { return body }
-        let body = RequestBody()
-        body.reset(request.body)
-        request.rfile = body
-        return body
+        withRequest(RequestBody()) { request in
+            if let body = request.rfile { return body }
+            let body = RequestBody()
+            body.reset(request.body)
+            request.rfile = body
+            return body
+        }
     }
 
     /// Where the response body goes (`wfile`).
@@ -191,11 +223,13 @@ open class BaseHTTPRequestHandler {
 
     /// Sends only the status line (`send_response_only`), with `message` or the code's phrase.
     open func sendResponseOnly(_ code: Int, message: String? = nil) {
-        guard let exchange = headExchange else { return }
-        if let message {
-            exchange.appendStatusLine(statusLine(code, message), status: code)
-        } else {
-            exchange.appendStatusLine(owner.defaultStatusLine(code, for: self), status: code)
+        withResponse { exchange in
+            guard !exchange.isHTTP09 else { return }
+            if let message {
+                exchange.appendStatusLine(statusLine(code, message), status: code)
+            } else {
+                exchange.appendStatusLine(owner.defaultStatusLine(code, for: self), status: code)
+            }
         }
     }
 
@@ -203,8 +237,12 @@ open class BaseHTTPRequestHandler {
     /// `closeConnection`. A name or value with CR, LF or NUL is refused (no header injection):
     /// nothing is written and `logError` says why.
     open func sendHeader(_ keyword: String, _ value: String) {
-        guard let exchange = headExchange else { return }
-        guard let field = exchange.appendHeaderLine(name: keyword, value: value) else {
+        var field: ResponseState.NotableField? = .other
+        withResponse { exchange in
+            guard !exchange.isHTTP09 else { return }
+            field = exchange.appendHeaderLine(name: keyword, value: value)
+        }
+        guard let field else {
             logError("refused header \(keyword.debugDescription): CR, LF or NUL in its name or value")
             return
         }
@@ -219,14 +257,16 @@ open class BaseHTTPRequestHandler {
 
     /// Ends the headers (`end_headers`). The head leaves with the body, once its length is known.
     open func endHeaders() {
-        guard let exchange = headExchange else { return }
-        exchange.endHead(responseContext(exchange), closeConnection: closeConnection)
+        withResponse { exchange in
+            guard !exchange.isHTTP09 else { return }
+            exchange.endHead(responseContext(exchange), closeConnection: closeConnection)
+        }
     }
 
     /// Sends the header lines buffered so far, without ending the head (`flush_headers`): for
     /// handlers that frame their response by hand.
     open func flushHeaders() {
-        responseExchange?.flushHead()
+        withResponse { $0.flushHead() }
     }
 
     /// Sends a complete error response (`send_error`): status line, `Connection: close`, and

@@ -54,7 +54,7 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     init(server: HTTPServer, tcp: TCPConnection) {
         self.tcp = tcp
-        phaseSince = UInt32(truncatingIfNeeded: server.loop.now)
+        phaseSince = UInt32(truncatingIfNeeded: server.clock.now)
         writeProgressAt = phaseSince
         let address = tcp.remoteAddress
         handler = server.handlerType.init(clientAddress: (address?.host ?? "", address?.port ?? 0),
@@ -76,18 +76,18 @@ final class HTTPConnection: TCPConnectionDelegate {
     var work: Exchange {
         if let exchange = handler.exchange { return exchange }
         let borrowed = server.lendExchange()
-        handler.exchange = borrowed
+        handler.exchangeReference = .passRetained(borrowed)
         return borrowed
     }
 
     /// Hands the exchange back to the server (which resets it for another connection).
     func giveBackExchange() {
-        guard let exchange = handler.exchange else { return }
-        handler.exchange = nil
-        server.recycle(exchange)
+        guard let reference = handler.exchangeReference else { return }
+        handler.exchangeReference = nil
+        server.recycle(reference.takeRetainedValue())
     }
 
-    var now: UInt32 { UInt32(truncatingIfNeeded: server.loop.now) }
+    var now: UInt32 { UInt32(truncatingIfNeeded: server.clock.now) }
 
     // MARK: Input
 

@@ -13,6 +13,9 @@ open class HTTPServer: @unchecked Sendable {
 
     /// The loop the server runs on: for timers and `execute(_:)` in handlers.
     public let loop: Loop
+    /// `loop.now` for the request path, where reading it through `loop` would cost reference
+    /// counting.
+    let clock: LoopClock
     /// The handler class instantiated for each connection.
     public let handlerType: BaseHTTPRequestHandler.Type
     /// The host name of the bound address (`server_name`).
@@ -48,7 +51,9 @@ open class HTTPServer: @unchecked Sendable {
     /// The handler class's `Server` header value, made once.
     @exclusivity(unchecked) private var cachedVersionString: String?
     /// Status lines with the handler class's default phrase, made once per code.
-    @exclusivity(unchecked) private var statusLines: [Int: [UInt8]] = [:]
+    /// Indexed by code - 100 for the codes 100...599 (an empty line: not made yet); other
+    /// codes are made each time.
+    @exclusivity(unchecked) private var statusLines = [[UInt8]](repeating: [], count: 500)
 
     /// Binds `address` and listens (`server_bind` and `server_activate`).
     /// - Parameters:
@@ -58,6 +63,7 @@ open class HTTPServer: @unchecked Sendable {
     /// - Throws: `UVError`, for example `.addressInUse`.
     public init(_ address: (host: String, port: Int), _ handler: BaseHTTPRequestHandler.Type) throws {
         loop = try Loop()
+        clock = loop.clock
         handlerType = handler
         let listener: TCPListener
         do {
@@ -246,9 +252,10 @@ open class HTTPServer: @unchecked Sendable {
 
     /// `protocolVersion code phrase\r\n` for the handler class, made once per code.
     func defaultStatusLine(_ code: Int, for handler: BaseHTTPRequestHandler) -> [UInt8] {
-        if let line = statusLines[code] { return line }
+        let index = code - 100
+        if statusLines.indices.contains(index), !statusLines[index].isEmpty { return statusLines[index] }
         let line = handler.statusLine(code, type(of: handler).responses[code]?.0 ?? "")
-        statusLines[code] = line
+        if statusLines.indices.contains(index) { statusLines[index] = line }
         return line
     }
 
