@@ -150,14 +150,9 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     func connectionDidClose(_ connection: TCPConnection) {
         phase = .closing
-        if let exchange {
-            exchange.onDrain = nil
-            if let onAbandon = exchange.onAbandon {
-                exchange.onAbandon = nil
-                onAbandon()
-            }
-            giveBackExchange()
-        }
+        let onAbandon = exchange?.onAbandon
+        giveBackExchange()  // resetting it drops the drain hooks
+        onAbandon?()
         handler.connection = nil
         server.connectionDidClose(self)
     }

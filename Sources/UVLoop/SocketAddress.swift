@@ -37,6 +37,18 @@ public struct SocketAddress: Sendable, Equatable, Hashable, CustomStringConverti
         }
     }
 
+    /// The address libuv reports for a TCP handle through `query` (`uv_tcp_getpeername` or
+    /// `uv_tcp_getsockname`); nil for an address family other than IPv4 and IPv6.
+    static func of(
+        _ handle: UnsafeMutablePointer<uv_tcp_t>,
+        _ query: (UnsafePointer<uv_tcp_t>?, UnsafeMutablePointer<sockaddr>?, UnsafeMutablePointer<Int32>?) -> Int32
+    ) throws(UVError) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = Int32(MemoryLayout<sockaddr_storage>.size)
+        try UVError.check(query(handle, cuv_sockaddr_mut(&storage), &length))
+        return SocketAddress(&storage)
+    }
+
     init(host: String, port: Int, isIPv6: Bool) {
         self.host = host
         self.port = port

@@ -61,19 +61,13 @@ public final class TCPConnection: LoopResource {
     /// The peer's address, or nil once the connection is closing or the peer is gone.
     public var remoteAddress: SocketAddress? {
         guard state == .open else { return nil }
-        var storage = sockaddr_storage()
-        var length = Int32(MemoryLayout<sockaddr_storage>.size)
-        guard uv_tcp_getpeername(handle, cuv_sockaddr_mut(&storage), &length) == 0 else { return nil }
-        return SocketAddress(&storage)
+        return try? SocketAddress.of(handle, uv_tcp_getpeername)
     }
 
     /// The local address of the connection, or nil once it is closing.
     public var localAddress: SocketAddress? {
         guard state == .open else { return nil }
-        var storage = sockaddr_storage()
-        var length = Int32(MemoryLayout<sockaddr_storage>.size)
-        guard uv_tcp_getsockname(handle, cuv_sockaddr_mut(&storage), &length) == 0 else { return nil }
-        return SocketAddress(&storage)
+        return try? SocketAddress.of(handle, uv_tcp_getsockname)
     }
 
     /// Whether `TCP_NODELAY` is on for the socket (accepted sockets inherit it from the

@@ -58,13 +58,11 @@ public final class TCPListener: LoopResource {
             // saves a system call per connection.
             try UVError.check(uv_tcp_nodelay(handle, 1))
             try UVError.check(uv_tcp_bind(handle, cuv_sockaddr(&address), 0))
-            var bound = sockaddr_storage()
-            var length = Int32(MemoryLayout<sockaddr_storage>.size)
-            try UVError.check(uv_tcp_getsockname(handle, cuv_sockaddr_mut(&bound), &length))
+            let bound = try SocketAddress.of(handle, uv_tcp_getsockname)
             try UVError.check(uv_listen(cuv_tcp_as_stream(handle), max(backlog, 511)) { server, status in
                 TCPListener.owner(of: server!).didReceiveConnection(status)
             })
-            localAddress = SocketAddress(&bound)!
+            localAddress = bound!
         } catch {
             // The handle is initialised, so only its close callback may free it.
             handle.pointee.data = nil
