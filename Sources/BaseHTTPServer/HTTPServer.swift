@@ -43,6 +43,8 @@ open class HTTPServer: @unchecked Sendable {
     private let openConnections = Atomic<Int>(0)
     private var lastAcceptErrorLog = 0
     private let serving = ServingState()
+    /// Whether a thread is inside `serveForever()`. Safe from any thread.
+    var isServing: Bool { serving.isServing }
     @exclusivity(unchecked) private var cachedDate = ""
     @exclusivity(unchecked) private var cachedDateSecond = -1
     /// Exchanges that connections borrow while they have work and hand back between
@@ -126,10 +128,10 @@ open class HTTPServer: @unchecked Sendable {
     /// Safe from any thread. From another thread it waits until `serveForever()` has returned;
     /// from a handler (the loop thread) it returns at once.
     public func shutdown() {
-        switch serving.requestShutdown(onLoopThread: loop.isOnLoopThread) {
+        switch serving.requestShutdown() {
         case .notServing:
             break
-        case .onLoopThread:
+        case .onServingThread:
             beginShutdown()
         case .wait:
             loop.execute { [self] in beginShutdown() }
@@ -285,11 +287,15 @@ open class HTTPServer: @unchecked Sendable {
 
 /// Whether a thread serves, and the handshake that lets `shutdown()` wait for it to stop.
 private final class ServingState: @unchecked Sendable {
-    enum ShutdownAction { case notServing, onLoopThread, wait }
+    enum ShutdownAction { case notServing, onServingThread, wait }
 
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let stopped = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var serving = false
+    /// The thread inside `serveForever()` while `serving`. It, not "whoever runs the loop",
+    /// decides where a shutdown runs: between `begin()` and the loop starting, no thread runs
+    /// the loop yet, and a shutdown from another thread must still be handed to it.
+    private var servingThread = pthread_t()
     private var shutdownRequested = false
 
     init() {
@@ -320,6 +326,7 @@ private final class ServingState: @unchecked Sendable {
         locked {
             if serving { return false }
             serving = true
+            servingThread = pthread_self()
             return true
         }
     }
@@ -331,11 +338,11 @@ private final class ServingState: @unchecked Sendable {
         }
     }
 
-    func requestShutdown(onLoopThread: Bool) -> ShutdownAction {
+    func requestShutdown() -> ShutdownAction {
         locked {
             shutdownRequested = true
             if !serving { return .notServing }
-            return onLoopThread ? .onLoopThread : .wait
+            return pthread_equal(servingThread, pthread_self()) != 0 ? .onServingThread : .wait
         }
     }
 

@@ -92,6 +92,16 @@ struct ServerLifecycleTests {
         #expect(throws: (any Error).self) { try RawClient(port: running.port) }
     }
 
+    /// `shutdown()` from another thread just as `serveForever()` starts must not run the
+    /// shutdown on the calling thread (a race the `http-server` command met at Ctrl-C).
+    @Test func shutdownRacingTheStartOfServeForeverIsHandledOnTheLoop() throws {
+        for _ in 0..<200 {
+            let running = try RunningServer(HelloHandler.self)
+            while !running.server.isServing { sched_yield() }
+            running.stop()
+        }
+    }
+
     @Test func shutdownFromAHandlerDoesNotDeadlock() throws {
         let running = try RunningServer(ShutdownHandler.self)
         let client = try running.client()
