@@ -8,6 +8,15 @@ private let binary: URL = {
     return executable.deletingLastPathComponent().appendingPathComponent("http-server")
 }()
 
+/// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which Swift's Glibc module does
+/// not export: asks the spawn to close every descriptor from `lowest` up.
+private func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ lowest: Int32) {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np")
+    precondition(symbol != nil, "glibc 2.34 or later is needed to spawn a clean child")
+    _ = unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, lowest)
+}
+
 /// A running `http-server` child process, with its standard output and error on pipes.
 ///
 /// Spawned with `posix_spawn` rather than Foundation's `Process`, whose objects stay reachable
@@ -28,7 +37,9 @@ private final class ChildServer {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
         posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        for descriptor in outPipe + errPipe { posix_spawn_file_actions_addclose(&actions, descriptor) }
+        // Nothing else crosses over: the tests running beside this one hold sockets and pipes
+        // whose closing they watch for, and a copy in the child would keep them open.
+        closeFrom(&actions, 3)
         let argv = ([binary.path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
