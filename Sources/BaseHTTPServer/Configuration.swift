@@ -41,6 +41,13 @@ extension HTTPServer {
         /// which the server stops reading from the connection.
         public var inputHighWaterMark = 256 * 1024
 
+        /// How long the loop may poll for the next event before it sleeps, in seconds; 0
+        /// turns polling off. The loop polls only while events come closer together than
+        /// this, and yields the CPU to other threads meanwhile (see `Loop.busyPollLimit`):
+        /// a busy server answers sooner, and spends the time it would have spent falling
+        /// asleep and being woken; an idle one sleeps as before.
+        public var busyPollLimit: Double = 0.0001
+
         public init() {}
     }
 }

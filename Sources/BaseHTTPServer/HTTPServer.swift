@@ -92,6 +92,7 @@ open class HTTPServer: @unchecked Sendable {
         defer { serving.end() }
         startTimers()
         if serving.wasShutdownRequested { beginShutdown() }
+        loop.busyPollLimit = UInt64(max(configuration.busyPollLimit, 0) * 1e9)
         loop.run()
         sweepTimer?.close()
         graceTimer?.close()

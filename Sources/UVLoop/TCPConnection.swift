@@ -110,6 +110,7 @@ public final class TCPConnection: LoopResource {
     public var isReading: Bool { reading }
 
     private func didRead(_ count: Int, _ base: UnsafeMutablePointer<CChar>?) {
+        if count != 0 { loop.events &+= 1 }
         if count > 0 {
             delegate?.connection(self, didRead: UnsafeRawBufferPointer(start: base, count: count))
         } else if count == Int(UV_EOF.rawValue) {
@@ -186,6 +187,7 @@ public final class TCPConnection: LoopResource {
     }
 
     private func didWrite(_ request: UnsafeMutablePointer<uv_write_t>, _ status: Int32) {
+        loop.events &+= 1
         let completion = request.pointee.data.map {
             Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
         }

@@ -111,6 +111,7 @@ public final class TCPListener: LoopResource {
     }
 
     private func acceptOne() {
+        loop.events &+= 1
         let connection = TCPConnection(loop: loop)
         let status = uv_accept(cuv_tcp_as_stream(handle), connection.stream)
         guard status == 0 else {

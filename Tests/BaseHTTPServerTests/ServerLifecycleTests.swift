@@ -102,6 +102,32 @@ struct ServerLifecycleTests {
         }
     }
 
+    /// The loop polls while requests come close together, within the configured limit; with
+    /// the limit at 0 it never does. Either way every request is answered.
+    @Test(arguments: [0, 0.0001, 0.05])
+    func busyPollingFollowsTheConfiguration(limit: Double) throws {
+        let running = try RunningServer(HelloHandler.self) { $0.busyPollLimit = limit }
+        defer { running.stop() }
+        let client = try running.client()
+        for _ in 0..<200 {
+            try client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(try client.readResponse()?.bodyText == "Hello, World!")
+        }
+        let seen = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var state: (limit: UInt64, window: UInt64) = (0, 0)
+        running.server.loop.execute {
+            state = (running.server.loop.busyPollLimit, running.server.loop.pollWindow)
+            seen.signal()
+        }
+        seen.wait()
+        #expect(state.limit == UInt64(limit * 1e9))
+        #expect(state.window <= state.limit)
+        if limit == 0 || limit == 0.05 {
+            // Off, or far above any gap here: never polls, or certainly does.
+            #expect((state.window > 0) == (limit > 0))
+        }
+    }
+
     @Test func shutdownFromAHandlerDoesNotDeadlock() throws {
         let running = try RunningServer(ShutdownHandler.self)
         let client = try running.client()

@@ -7,6 +7,12 @@ private final class Record: @unchecked Sendable {
     var entries: [(thread: Int, index: Int, onLoop: Bool)] = []
 }
 
+/// Poll windows seen by blocks on the loop thread.
+private final class WindowLog: @unchecked Sendable {
+    var close: [UInt64] = []
+    var far: [UInt64] = []
+}
+
 @Suite("Loop, timers and cross-thread execute")
 struct LoopTests {
     @Test func timersFireInDeadlineOrder() throws {
@@ -65,8 +71,10 @@ struct LoopTests {
         closeCleanly(loop)
     }
 
-    @Test func stopFromAnotherThreadEndsRun() throws {
+    @Test(arguments: [0, 100_000] as [UInt64])
+    func stopFromAnotherThreadEndsRun(busyPollLimit: UInt64) throws {
         let loop = try Loop()
+        loop.busyPollLimit = busyPollLimit
         Timer(loop: loop).start(after: 60_000) {}  // Something to keep the loop busy.
         Thread {
             usleep(20_000)
@@ -76,6 +84,47 @@ struct LoopTests {
         loop.run()
         loop.updateTime()
         #expect(loop.now - started < 10_000)
+        closeCleanly(loop)
+    }
+
+    @Test(arguments: [0, 100_000] as [UInt64])
+    func stopBeforeRunMakesRunReturnAtOnce(busyPollLimit: UInt64) throws {
+        let loop = try Loop()
+        loop.busyPollLimit = busyPollLimit
+        Timer(loop: loop).start(after: 60_000) {}
+        loop.stop()
+        let started = loop.now
+        loop.run()
+        loop.updateTime()
+        #expect(loop.now - started < 10_000)
+        closeCleanly(loop)
+    }
+
+    /// Events close together make the loop poll (within the limit); events far apart make it
+    /// stop polling again. The events here are `execute` wake-ups from another thread.
+    @Test func busyPollingFollowsTheGapsBetweenEvents() throws {
+        let loop = try Loop()
+        let limit: UInt64 = 20_000_000  // 20 ms: far above a loaded machine's scheduling noise
+        loop.busyPollLimit = limit
+        let windows = WindowLog()
+        Thread {
+            for _ in 0..<300 {  // 0.1 ms apart
+                loop.execute { windows.close.append(loop.pollWindow) }
+                usleep(100)
+            }
+            for _ in 0..<14 {  // 60 ms apart: each halves the window, down to nothing
+                usleep(60_000)
+                loop.execute { windows.far.append(loop.pollWindow) }
+            }
+            loop.execute { loop.stop() }
+        }.start()
+        #expect(loop.pollWindow == 0)
+        loop.run()
+        // It grows until polling bridges the gaps (a few hundred microseconds), not further.
+        #expect(windows.close.last.map { $0 > 0 } == true)
+        #expect(windows.close.allSatisfy { $0 <= limit })
+        #expect(windows.far.count == 14)
+        #expect(windows.far.last == 0)
         closeCleanly(loop)
     }
 
