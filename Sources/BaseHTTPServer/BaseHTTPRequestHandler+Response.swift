@@ -51,27 +51,22 @@ extension BaseHTTPRequestHandler {
         }
     }
 
-    /// `"request line" code size`, Python's access-log message, built in one allocation.
+    /// `"request line" code size`, Python's access-log message, built in one allocation:
+    /// from the request's bytes (ISO-8859-1, as `requestline` decodes them) unless
+    /// `requestline` was already made.
     func requestLogLine(code: Int?, size: Int?) -> String {
-        let line = requestline
-        return withUTF8(of: line) { line in
-            String(unsafeUninitializedCapacity: line.count + 48) { buffer in
-                buffer[0] = UInt8(ascii: "\"")
-                var index = 1
-                for byte in line {
-                    buffer[index] = byte
-                    index += 1
-                }
-                buffer[index] = UInt8(ascii: "\"")
-                index += 1
-                buffer[index] = UInt8(ascii: " ")
-                index = writeLogNumber(code, into: buffer, at: index + 1)
-                buffer[index] = UInt8(ascii: " ")
-                return writeLogNumber(size, into: buffer, at: index + 1)
+        let fromHead = withRequest(String?.none) { request -> String? in
+            guard request.requestLine == nil, let spans = request.spans else { return nil }
+            return request.headBytes.withUnsafeBufferPointer { bytes in
+                logLine(UnsafeBufferPointer(rebasing: bytes[spans.requestLine]), isLatin1: true,
+                        code: code, size: size)
             }
         }
+        if let fromHead { return fromHead }
+        return withUTF8(of: requestline) { logLine($0, isLatin1: false, code: code, size: size) }
     }
 
+    /// Sends what is buffered now (from `wfile.flush()`).
     /// Sends what is buffered now (from `wfile.flush()`).
     func flushBody() {
         guard let connection else { return }
@@ -80,6 +75,29 @@ extension BaseHTTPRequestHandler {
             closeConnection = exchange.startStreaming(responseContext(exchange), closeConnection: closeConnection)
         }
         connection.flushOutput()
+    }
+}
+
+/// `"line" code size`; `line` is UTF-8, or ISO-8859-1 bytes to convert when `isLatin1`.
+private func logLine(_ line: UnsafeBufferPointer<UInt8>, isLatin1: Bool, code: Int?, size: Int?) -> String {
+    String(unsafeUninitializedCapacity: 2 * line.count + 48) { buffer in
+        buffer[0] = UInt8(ascii: "\"")
+        var index = 1
+        for byte in line {
+            if byte < 0x80 || !isLatin1 {
+                buffer[index] = byte
+                index += 1
+            } else {
+                buffer[index] = 0xC0 | byte >> 6
+                buffer[index + 1] = 0x80 | byte & 0x3F
+                index += 2
+            }
+        }
+        buffer[index] = UInt8(ascii: "\"")
+        buffer[index + 1] = UInt8(ascii: " ")
+        index = writeLogNumber(code, into: buffer, at: index + 2)
+        buffer[index] = UInt8(ascii: " ")
+        return writeLogNumber(size, into: buffer, at: index + 1)
     }
 }
 

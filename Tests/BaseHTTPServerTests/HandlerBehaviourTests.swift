@@ -35,6 +35,11 @@ final class HooksHandler: BaseHTTPRequestHandler {
             sendHeader("Content-Length", "5")
             flushHeaders()
             wfile.write("\r\nhello")
+        case "/requestline-first":
+            let line = requestline  // read before sendResponse logs it
+            sendResponse(200)
+            endHeaders()
+            wfile.write(line)
         default:
             sendResponse(200)
             sendHeader("X-Path", path)
@@ -177,6 +182,14 @@ struct HandlerBehaviourTests {
         defer { running.stop() }
         _ = try exchange(running.port, "GET /logged?q=1 HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(LogBook.shared.contains("/logged?q=1 \"GET /logged?q=1 HTTP/1.1\" 200 -"))
+        _ = try exchange(running.port, "GET /requestline-first HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(LogBook.shared.contains("/requestline-first \"GET /requestline-first HTTP/1.1\" 200 -"))
+        // A target byte above 0x7F (obs-text) is logged as `requestline` reads it: ISO-8859-1.
+        let client = try running.client()
+        try client.send(Array("GET /caf".utf8) + [0xE9] + Array(" HTTP/1.1\r\nHost: a\r\n\r\n".utf8))
+        let response = try #require(try client.readResponse())
+        #expect(response.bodyText.hasSuffix("GET /caf\u{E9} HTTP/1.1"))
+        #expect(LogBook.shared.contains("\"GET /caf\u{E9} HTTP/1.1\" 200 -"), "\(LogBook.shared.all.suffix(3))")
     }
 
     @Test func http10ClosesUnlessItAsksForKeepAlive() throws {
