@@ -45,7 +45,7 @@ extension HTTPServer {
         /// turns polling off. The loop polls only while events come closer together than
         /// this, and yields the CPU to other threads meanwhile (see `Loop.busyPollLimit`):
         /// a busy server answers sooner, and spends the time it would have spent falling
-        /// asleep and being woken; an idle one sleeps as before.
+        /// asleep and being woken; an idle one sleeps as before. At most one second counts.
         public var busyPollLimit: Double = 0.0001
 
         public init() {}

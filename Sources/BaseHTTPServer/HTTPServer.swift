@@ -92,7 +92,8 @@ open class HTTPServer: @unchecked Sendable {
         defer { serving.end() }
         startTimers()
         if serving.wasShutdownRequested { beginShutdown() }
-        loop.busyPollLimit = UInt64(max(configuration.busyPollLimit, 0) * 1e9)
+        let pollLimit = configuration.busyPollLimit
+        loop.busyPollLimit = pollLimit > 0 && pollLimit.isFinite ? UInt64(min(pollLimit, 1) * 1e9) : 0
         loop.run()
         sweepTimer?.close()
         graceTimer?.close()

@@ -171,6 +171,7 @@ private final class FileRequest {
     /// The request's callback: on the loop thread, once.
     static func finish(_ request: UnsafeMutablePointer<uv_fs_t>) {
         let owner = Unmanaged<FileRequest>.fromOpaque(request.pointee.data).takeRetainedValue()
+        if let loop = request.pointee.loop { Loop.owner(of: loop).events &+= 1 }
         owner.completion(request)
         uv_fs_req_cleanup(request)
         request.deallocate()

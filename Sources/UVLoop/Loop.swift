@@ -98,9 +98,12 @@ public final class Loop: @unchecked Sendable {
         var idleSince = uv_hrtime()
         while true {
             // Block for the next event, and learn from the gap since the last one whether
-            // polling a little longer would have caught it without sleeping.
+            // polling a little longer would have caught it without sleeping. A wake-up with
+            // no event (a timer, a handle closing) teaches nothing and starts no polling.
+            let seen = events
             let alive = uv_run(raw, UV_RUN_ONCE) != 0
             if stopRequested || !alive { return }
+            if events == seen { continue }
             let now = uv_hrtime()
             adaptPollWindow(gap: now &- idleSince)
             idleSince = now
@@ -121,24 +124,30 @@ public final class Loop: @unchecked Sendable {
     /// does for an idle CPU: a wait shorter than the limit doubles the window (from 10 µs), a
     /// longer one halves it, so a loop whose events come far apart soon stops polling. While
     /// polling it yields the CPU to any other runnable thread.
+    /// At most one second. Set it on the loop thread, before or between runs.
     public var busyPollLimit: UInt64 = 0 {
-        didSet { pollWindow = min(pollWindow, busyPollLimit) }
+        didSet {
+            busyPollLimit = min(busyPollLimit, 1_000_000_000)
+            pollWindow = min(pollWindow, busyPollLimit)
+        }
     }
 
     /// How long `run()` polls now before blocking (nanoseconds), within `busyPollLimit`.
+    /// Read it on the loop thread.
     public private(set) var pollWindow: UInt64 = 0
 
-    /// Counts the callbacks that did work (reads, accepts, writes, wake-ups), so that polling can tell
-    /// an iteration that found events from an empty one.
-    var events = 0
-    private var stopRequested = false
+    /// Counts the callbacks that did work (reads, accepts, writes, wake-ups), so that polling
+    /// can tell an iteration that found events from an empty one.
+    @exclusivity(unchecked) var events = 0
+    /// Set by `stop()`; cleared whenever a run returns, as libuv clears its own stop flag.
+    @exclusivity(unchecked) private var stopRequested = false
 
     /// Grows the window when the gap between events was one polling would have bridged,
     /// and shrinks it (to nothing, below 10 µs) when it was longer.
     private func adaptPollWindow(gap: UInt64) {
         let start = min(10_000, busyPollLimit)
         if gap <= busyPollLimit {
-            pollWindow = min(max(pollWindow * 2, start), busyPollLimit)
+            pollWindow = pollWindow >= busyPollLimit / 2 ? busyPollLimit : max(pollWindow * 2, start)
         } else {
             pollWindow = pollWindow / 2 < start ? 0 : pollWindow / 2
         }
@@ -169,7 +178,10 @@ public final class Loop: @unchecked Sendable {
     @discardableResult
     public func runOnce(blocking: Bool = true) -> Bool {
         enter()
-        defer { leave() }
+        defer {
+            stopRequested = false
+            leave()
+        }
         return uv_run(raw, blocking ? UV_RUN_ONCE : UV_RUN_NOWAIT) != 0
     }
 
@@ -290,6 +302,7 @@ public final class Loop: @unchecked Sendable {
         }
         enter()
         uv_run(raw, UV_RUN_DEFAULT)
+        stopRequested = false
         leave()
         isClosed = true
         let status = uv_loop_close(raw)

@@ -128,6 +128,42 @@ struct LoopTests {
         closeCleanly(loop)
     }
 
+    /// Wake-ups that bring no event (a timer every millisecond here) start no polling: an
+    /// idle loop with timers sleeps between them.
+    @Test func timersAloneDoNotMakeTheLoopPoll() throws {
+        let loop = try Loop()
+        loop.busyPollLimit = 50_000_000
+        var windows: [UInt64] = []
+        let ticker = Timer(loop: loop)
+        ticker.start(after: 1, repeatEvery: 1) {
+            windows.append(loop.pollWindow)
+            if windows.count == 40 {
+                ticker.close()
+                loop.stop()
+            }
+        }
+        loop.run()
+        #expect(windows.count == 40)
+        #expect(windows.allSatisfy { $0 == 0 })
+        closeCleanly(loop)
+    }
+
+    /// A `stop()` consumed by `runOnce()` does not end the next `run()` early.
+    @Test func stopSeenByRunOnceDoesNotCarryOver() throws {
+        let loop = try Loop()
+        loop.busyPollLimit = 100_000
+        loop.stop()
+        loop.runOnce(blocking: false)
+        var fired = false
+        Timer(loop: loop).start(after: 20) {
+            fired = true
+            loop.stop()
+        }
+        loop.run()
+        #expect(fired)
+        closeCleanly(loop)
+    }
+
     @Test func runOnAnotherThreadThenCloseFromIt() throws {
         let loop = try Loop()
         let finished = DispatchSemaphore(value: 0)
