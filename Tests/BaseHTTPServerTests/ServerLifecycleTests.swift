@@ -85,6 +85,31 @@ struct ServerLifecycleTests {
         server.serverClose()
     }
 
+    /// Between `handleRequest()` calls no thread runs the loop: a deferred response finished
+    /// from another thread then waits for the thread that serves, instead of being written
+    /// beside it.
+    @Test func deferredResponseFinishedFromAnotherThreadWaitsForTheServingThread() throws {
+        InFlightHandler.pending = []
+        let server = try HTTPServer(("127.0.0.1", 0), InFlightHandler.self)
+        server.timeout = 0.3
+        let client = try RawClient(port: server.serverPort, timeoutSeconds: 1)
+        try client.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+        try server.handleRequest()  // the request arrives and is deferred; then the timeout
+        try #require(InFlightHandler.pending.count == 1)
+        let finished = DispatchSemaphore(value: 0)
+        Thread {
+            InFlightHandler.pending[0].finish()
+            finished.signal()
+        }.start()
+        finished.wait()
+        #expect(throws: (any Error).self) { try client.readResponse() }  // nothing yet
+        server.timeout = 5
+        try server.handleRequest()  // runs the finish: the response leaves
+        let response = try #require(try RawClient(port: 0, adopting: client).readResponse())
+        #expect(response.bodyText == "held")
+        server.serverClose()
+    }
+
     @Test func shutdownFromAnotherThreadWaitsForServeForeverToReturn() throws {
         let running = try RunningServer(HelloHandler.self)
         #expect(try exchange(running.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status == 200)
