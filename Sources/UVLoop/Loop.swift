@@ -121,9 +121,10 @@ public final class Loop: @unchecked Sendable {
     /// waking it for the next event costs both the sender and this thread several
     /// microseconds. When events come close together, polling for them instead is both
     /// faster and no more work. The loop learns how long to poll, as Linux's `haltpoll`
-    /// does for an idle CPU: a wait shorter than the limit doubles the window (from 10 µs), a
-    /// longer one halves it, so a loop whose events come far apart soon stops polling. While
-    /// polling it yields the CPU to any other runnable thread.
+    /// does for an idle CPU: a gap between events within the limit doubles the window (from
+    /// 10 µs), a longer one halves it, so a loop whose events come far apart soon stops
+    /// polling. While polling it yields the CPU to any other runnable thread.
+    ///
     /// At most one second. Set it on the loop thread, before or between runs.
     public var busyPollLimit: UInt64 = 0 {
         didSet {
@@ -136,8 +137,8 @@ public final class Loop: @unchecked Sendable {
     /// Read it on the loop thread.
     public private(set) var pollWindow: UInt64 = 0
 
-    /// Counts the callbacks that did work (reads, accepts, writes, wake-ups), so that polling
-    /// can tell an iteration that found events from an empty one.
+    /// Counts the callbacks that did work (reads, accepts, writes, wake-ups, file
+    /// completions), so that polling can tell an iteration that found events from an empty one.
     @exclusivity(unchecked) var events = 0
     /// Set by `stop()`; cleared whenever a run returns, as libuv clears its own stop flag.
     @exclusivity(unchecked) private var stopRequested = false
