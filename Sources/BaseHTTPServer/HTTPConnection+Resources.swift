@@ -14,7 +14,8 @@ extension HTTPConnection {
     /// The request attributes (`path`, `headers`, …) go with it: once a response is finished
     /// and the connection idle, they read as before the first request.
     func returnExchange() {
-        guard let exchange, !parsing, phase == .idle || phase == .closing, exchange.isDone else { return }
+        guard let reference = handler.exchangeReference, !parsing, phase == .idle || phase == .closing,
+              reference._withUnsafeGuaranteedRef({ $0.isDone }) else { return }
         giveBackExchange()
     }
 

@@ -73,18 +73,22 @@ final class HTTPConnection: TCPConnectionDelegate {
     var exchange: Exchange? { handler.exchange }
 
     /// The exchange, borrowed from the server when the connection has none.
-    var work: Exchange {
-        if let exchange = handler.exchange { return exchange }
-        let borrowed = server.lendExchange()
-        handler.exchangeReference = .passRetained(borrowed)
-        return borrowed
+    var work: Exchange { workReference.takeUnretainedValue() }
+
+    /// `work` as the reference the handler holds, for callers that borrow it for a while
+    /// (`_withUnsafeGuaranteedRef`) instead of retaining it.
+    var workReference: Unmanaged<Exchange> {
+        if let reference = handler.exchangeReference { return reference }
+        let reference = server.lendExchange()
+        handler.exchangeReference = reference
+        return reference
     }
 
     /// Hands the exchange back to the server (which resets it for another connection).
     func giveBackExchange() {
         guard let reference = handler.exchangeReference else { return }
         handler.exchangeReference = nil
-        server.recycle(reference.takeRetainedValue())
+        server.recycle(reference)
     }
 
     var now: UInt32 { UInt32(truncatingIfNeeded: server.clock.now) }
@@ -94,7 +98,12 @@ final class HTTPConnection: TCPConnectionDelegate {
     func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
         if phase == .closing { return }  // Lingering after the last response: discard.
         defer { returnExchange() }
-        let exchange = work
+        // Borrowed: the exchange goes back only in `returnExchange()` (after this) or when
+        // the connection's close callback runs (never during a read).
+        workReference._withUnsafeGuaranteedRef { read(bytes, into: $0) }
+    }
+
+    private func read(_ bytes: UnsafeRawBufferPointer, into exchange: Exchange) {
         if exchange.pending.isEmpty && !isBlocked {
             // The common case: parse straight from the loop's read buffer.
             let (keep, parsed) = parse(bytes, from: 0, exchange)
@@ -351,7 +360,13 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     /// Writes what is buffered. Stops reading when the client is not keeping up.
     func flushOutput() {
-        guard let exchange, !exchange.output.isEmpty else { return }
+        // Borrowed: writing never gives the exchange back (write failures are reported on a
+        // later loop iteration).
+        handler.exchangeReference?._withUnsafeGuaranteedRef { flushOutput($0) }
+    }
+
+    private func flushOutput(_ exchange: Exchange) {
+        guard !exchange.output.isEmpty else { return }
         if tcp.isOpen {
             if tcp.queuedBytes == 0 { writeProgressAt = now }
             tcp.write(exchange.output.bytes)

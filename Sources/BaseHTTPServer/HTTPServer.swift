@@ -49,13 +49,17 @@ open class HTTPServer: @unchecked Sendable {
     @exclusivity(unchecked) private var cachedDateSecond = -1
     /// Exchanges that connections borrow while they have work and hand back between
     /// requests (see `HTTPConnection.returnExchange()`); a few are kept warm.
-    @exclusivity(unchecked) private var spareExchanges: [Exchange] = []
+    @exclusivity(unchecked) private var spareExchanges: [Unmanaged<Exchange>] = []
     /// The handler class's `Server` header value, made once.
     @exclusivity(unchecked) private var cachedVersionString: String?
     /// Status lines with the handler class's default phrase, made once per code.
     /// Indexed by code - 100 for the codes 100...599 (an empty line: not made yet); other
     /// codes are made each time.
     @exclusivity(unchecked) private var statusLines = [[UInt8]](repeating: [], count: 500)
+
+    deinit {
+        for exchange in spareExchanges { exchange.release() }
+    }
 
     /// Binds `address` and listens (`server_bind` and `server_activate`).
     /// - Parameters:
@@ -235,14 +239,19 @@ open class HTTPServer: @unchecked Sendable {
     }
 
     /// An exchange for a connection that has work: a spare one, or a new one.
-    func lendExchange() -> Exchange {
-        spareExchanges.popLast() ?? Exchange(limits: configuration.parserLimits)
+    /// The reference is retained once, for the borrower, and moves between the pool and the
+    /// connections without more reference counting.
+    func lendExchange() -> Unmanaged<Exchange> {
+        spareExchanges.popLast() ?? .passRetained(Exchange(limits: configuration.parserLimits))
     }
 
     /// Takes an exchange back from a connection; a few are kept, reset, for the next ones.
-    func recycle(_ exchange: Exchange) {
-        guard spareExchanges.count < 4 else { return }
-        exchange.reset()
+    func recycle(_ exchange: Unmanaged<Exchange>) {
+        guard spareExchanges.count < 4 else {
+            exchange.release()
+            return
+        }
+        exchange._withUnsafeGuaranteedRef { $0.reset() }
         spareExchanges.append(exchange)
     }
 

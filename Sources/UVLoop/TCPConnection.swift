@@ -89,11 +89,16 @@ public final class TCPConnection: LoopResource {
     /// Starts delivering reads to the delegate. Harmless when already reading or closing.
     public func startReading() {
         guard state == .open, !reading else { return }
+        // Both callbacks borrow their owner (the handle's `data` keeps it alive until the close
+        // callback), so a read costs no reference counting of the loop or the connection.
         let status = uv_read_start(stream, { handle, _, buf in
-            let loop = Loop.owner(of: handle!.pointee.loop)
-            buf!.pointee = cuv_buf(loop.readBuffer, loop.readBufferSize)
+            Unmanaged<Loop>.fromOpaque(handle!.pointee.loop.pointee.data)._withUnsafeGuaranteedRef { loop in
+                buf!.pointee = cuv_buf(loop.readBuffer, loop.readBufferSize)
+            }
         }, { stream, count, buf in
-            TCPConnection.owner(of: stream!).didRead(count, buf!.pointee.base)
+            Unmanaged<TCPConnection>.fromOpaque(stream!.pointee.data)._withUnsafeGuaranteedRef {
+                $0.didRead(count, buf!.pointee.base)
+            }
         })
         reading = status == 0
     }
