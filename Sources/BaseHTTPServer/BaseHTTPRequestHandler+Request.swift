@@ -49,12 +49,12 @@ extension BaseHTTPRequestHandler {
 
     /// What the framing of this response depends on.
     func responseContext(_ exchange: Exchange) -> ResponseContext {
-        let isHTTP11 = exchange.spans?.isHTTP11OrLater ?? false
+        let isHTTP11 = exchange.head?.isHTTP11OrLater ?? false
         return ResponseContext(
             isHEAD: exchange.methodKind == .head,
             isHTTP09: exchange.isHTTP09,
             canChunk: isHTTP11 && protocolIsHTTP11,
-            echoKeepAlive: exchange.spans != nil && !isHTTP11 && !closeConnection,
+            echoKeepAlive: exchange.head != nil && !isHTTP11 && !closeConnection,
             bufferSize: owner.configuration.responseBufferSize)
     }
 
@@ -70,23 +70,6 @@ extension BaseHTTPRequestHandler {
             problem = outcome.problem
         }
         if let problem { logError(problem) }
-    }
-}
-
-/// Where a request line's parts are in the head's bytes.
-struct RequestSpans {
-    var requestLine: Range<Int>
-    var method: Range<Int>
-    var target: Range<Int>
-    var version: Range<Int>?
-    var isHTTP11OrLater: Bool
-
-    init(_ head: RequestHead) {
-        requestLine = head.requestLine
-        method = head.method
-        target = head.target
-        version = head.version
-        isHTTP11OrLater = head.isHTTP11OrLater
     }
 }
 

@@ -56,9 +56,9 @@ extension BaseHTTPRequestHandler {
     /// `requestline` was already made.
     func requestLogLine(code: Int?, size: Int?) -> String {
         let fromHead = withRequest(String?.none) { request -> String? in
-            guard request.requestLine == nil, let spans = request.spans else { return nil }
+            guard request.requestLine == nil, let line = request.head?.requestLine else { return nil }
             return request.headBytes.withUnsafeBufferPointer { bytes in
-                logLine(UnsafeBufferPointer(rebasing: bytes[spans.requestLine]), isLatin1: true,
+                logLine(UnsafeBufferPointer(rebasing: bytes[line]), isLatin1: true,
                         code: code, size: size)
             }
         }

@@ -80,8 +80,8 @@ open class BaseHTTPRequestHandler {
     /// The request method, such as `"GET"`; nil before a request line was parsed.
     public var command: String? {
         withRequest(nil) { request in
-            if request.command == nil, let spans = request.spans {
-                request.command = latin1String(request.headBytes[spans.method])
+            if request.command == nil, let method = request.head?.method {
+                request.command = latin1String(request.headBytes[method])
             }
             return request.command
         }
@@ -91,8 +91,8 @@ open class BaseHTTPRequestHandler {
     public var path: String {
         withRequest("") { request in
             if let path = request.path { return path }
-            guard let spans = request.spans else { return "" }
-            var path = latin1String(request.headBytes[spans.target])
+            guard let target = request.head?.target else { return "" }
+            var path = latin1String(request.headBytes[target])
             if path.hasPrefix("//") {
                 path = "/" + path.drop { $0 == "/" }
             }
@@ -105,7 +105,7 @@ open class BaseHTTPRequestHandler {
     public var requestVersion: String {
         withRequest(Self.defaultRequestVersion) { request in
             if let version = request.version { return version }
-            let version = request.spans?.version.map { latin1String(request.headBytes[$0]) }
+            let version = request.head?.version.map { latin1String(request.headBytes[$0]) }
                 ?? Self.defaultRequestVersion
             request.version = version
             return version
@@ -116,7 +116,7 @@ open class BaseHTTPRequestHandler {
     public var requestline: String {
         withRequest("") { request in
             if let line = request.requestLine { return line }
-            let line = request.spans.map { latin1String(request.headBytes[$0.requestLine]) } ?? ""
+            let line = (request.head?.requestLine).map { latin1String(request.headBytes[$0]) } ?? ""
             request.requestLine = line
             return line
         }

@@ -24,13 +24,10 @@ final class Exchange {
     /// The parser's head, from its arrival until the response is finished: released then,
     /// the parser reuses its storage for the next request.
     @exclusivity(unchecked) var head: RequestHead?
-    /// The head's bytes; `head` and `spans` point into them.
+    /// The head's bytes; `head`'s ranges point into them.
     @exclusivity(unchecked) var headBytes: [UInt8] = []
     /// The decoded body, as it arrives.
     @exclusivity(unchecked) var body: [UInt8] = []
-    /// Where the request line's parts are in `headBytes` (nil for an error answered before a
-    /// request line was understood).
-    @exclusivity(unchecked) var spans: RequestSpans?
     @exclusivity(unchecked) var methodKind = Method.other
     @exclusivity(unchecked) var isHTTP09 = false
     /// The handler's attributes, made when first read.
@@ -72,11 +69,9 @@ final class Exchange {
     func beginRequest(_ head: RequestHead?) {
         self.head = head
         if let head {
-            spans = RequestSpans(head)
             methodKind = headBytes.withUnsafeBytes { Method(UnsafeRawBufferPointer(rebasing: $0[head.method])) }
             isHTTP09 = head.isHTTP09
         } else {
-            spans = nil
             methodKind = .other
             isHTTP09 = false
         }

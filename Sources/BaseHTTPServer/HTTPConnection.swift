@@ -319,8 +319,8 @@ final class HTTPConnection: TCPConnectionDelegate {
     }
 
     /// Completes the current response (its framing) and moves on: the next request, or close.
-    /// The request's head is let go, so the parser can reuse its storage (header fields not
-    /// read by now are no longer available).
+    /// The request's head is let go, so the parser can reuse its storage (attributes not
+    /// read by now are no longer available: the contract keeps them until this point).
     func finishResponse() {
         guard phase != .closing else { return }
         handler.completeResponse()
