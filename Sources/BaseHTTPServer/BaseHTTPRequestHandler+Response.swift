@@ -81,50 +81,74 @@ extension BaseHTTPRequestHandler {
 /// `"line" code size`; `line` is UTF-8, or ISO-8859-1 bytes to convert when `isLatin1`.
 private func logLine(_ line: UnsafeBufferPointer<UInt8>, isLatin1: Bool, code: Int?, size: Int?) -> String {
     String(unsafeUninitializedCapacity: 2 * line.count + 48) { buffer in
-        buffer[0] = UInt8(ascii: "\"")
+        let output = buffer.baseAddress!
+        output[0] = UInt8(ascii: "\"")
         var index = 1
-        for byte in line {
-            if byte < 0x80 || !isLatin1 {
-                buffer[index] = byte
-                index += 1
-            } else {
-                buffer[index] = 0xC0 | byte >> 6
-                buffer[index + 1] = 0x80 | byte & 0x3F
-                index += 2
+        if !isLatin1 || isASCII(line) {
+            // The common case: the bytes are already UTF-8.
+            if let source = line.baseAddress { (output + 1).update(from: source, count: line.count) }
+            index += line.count
+        } else {
+            for byte in line {
+                if byte < 0x80 {
+                    output[index] = byte
+                    index += 1
+                } else {
+                    output[index] = 0xC0 | byte >> 6
+                    output[index + 1] = 0x80 | byte & 0x3F
+                    index += 2
+                }
             }
         }
-        buffer[index] = UInt8(ascii: "\"")
-        buffer[index + 1] = UInt8(ascii: " ")
-        index = writeLogNumber(code, into: buffer, at: index + 2)
-        buffer[index] = UInt8(ascii: " ")
-        return writeLogNumber(size, into: buffer, at: index + 1)
+        output[index] = UInt8(ascii: "\"")
+        output[index + 1] = UInt8(ascii: " ")
+        let codeEnd = writeLogNumber(code, to: output + index + 2)
+        codeEnd.pointee = UInt8(ascii: " ")
+        return writeLogNumber(size, to: codeEnd + 1) - output
     }
 }
 
-/// Writes `number` in decimal (or `-` for nil) at `index`; returns the index after it.
-private func writeLogNumber(_ number: Int?, into buffer: UnsafeMutableBufferPointer<UInt8>, at index: Int) -> Int {
-    guard let number else {
-        buffer[index] = UInt8(ascii: "-")
-        return index + 1
+/// Whether every byte is below 0x80 (eight at a time).
+private func isASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    let raw = UnsafeRawBufferPointer(bytes)
+    var index = 0
+    var high: UInt64 = 0
+    while index + 8 <= raw.count {
+        high |= raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
+        index += 8
     }
-    var index = index
-    if number < 0 {
-        buffer[index] = UInt8(ascii: "-")
+    while index < raw.count {
+        high |= UInt64(raw[index])
         index += 1
     }
-    let magnitude = number.magnitude
+    return high & 0x8080_8080_8080_8080 == 0
+}
+
+/// Writes `number` in decimal (or `-` for nil) at `output`; returns the address after it.
+private func writeLogNumber(_ number: Int?, to output: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+    guard let number else {
+        output.pointee = UInt8(ascii: "-")
+        return output + 1
+    }
+    var output = output
+    if number < 0 {
+        output.pointee = UInt8(ascii: "-")
+        output += 1
+    }
+    var rest = number.magnitude
     var digitCount = 1
-    var rest = magnitude / 10
-    while rest > 0 {
+    var scale: UInt = 10
+    while rest >= scale && digitCount < 20 {
         digitCount += 1
-        rest /= 10
+        scale = scale &* 10
     }
-    rest = magnitude
-    for offset in stride(from: digitCount - 1, through: 0, by: -1) {
-        buffer[index + offset] = UInt8(ascii: "0") + UInt8(rest % 10)
+    var position = output + digitCount
+    repeat {
+        position -= 1
+        position.pointee = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
         rest /= 10
-    }
-    return index + digitCount
+    } while position > output
+    return output + digitCount
 }
 
 /// Writes a whole line to standard error with one system call, so that lines from several

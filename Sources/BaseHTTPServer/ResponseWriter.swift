@@ -22,8 +22,7 @@ public struct ResponseWriter {
 
     /// Writes a string as UTF-8.
     public func write(_ string: String) {
-        var string = string
-        string.withUTF8 { handler.writeBody(UnsafeRawBufferPointer($0)) }
+        withUTF8(of: string) { handler.writeBody(UnsafeRawBufferPointer($0)) }
     }
 
     /// Sends what is buffered now, rather than when the handler returns. A response whose
