@@ -5,23 +5,24 @@ import HTTPParser
 extension BaseHTTPRequestHandler {
     /// Starts a request whose head (and body) are in `exchange`: resets the attributes and
     /// decides, as Python's `parse_request` does, whether the connection stays open.
-    func prepare(_ head: RequestHead, _ exchange: Exchange, connection: HTTPConnection) {
-        exchange.beginRequest(head)
+    func prepare(_ exchange: Exchange, connection: HTTPConnection) {
+        exchange.beginRequest()
         // Keep-alive for HTTP/1.1, or when asked and allowed.
-        closeConnection = !(head.isHTTP11OrLater && protocolIsHTTP11)
-        if head.connectionClose {
+        closeConnection = !(exchange.isHTTP11OrLater && protocolIsHTTP11)
+        if exchange.asksToClose {
             closeConnection = true
-        } else if head.connectionKeepAlive && protocolIsHTTP11 && !head.isHTTP09 {
+        } else if exchange.asksToKeepAlive && protocolIsHTTP11 && !exchange.isHTTP09 {
             closeConnection = false
         }
-        if owner.isShuttingDown { closeConnection = true }
+        if withOwner({ $0.isShuttingDown }) { closeConnection = true }
         connection.beginResponse(exchange)
     }
 
     /// Resets the request attributes for an error answered before a request was understood.
     func prepareForError(requestLine: [UInt8], _ exchange: Exchange, connection: HTTPConnection) {
         exchange.body.removeAll()
-        exchange.beginRequest(nil)
+        exchange.head = nil
+        exchange.beginRequest()
         exchange.requestLine = latin1String(requestLine)
         closeConnection = true
         connection.beginResponse(exchange)
@@ -49,19 +50,19 @@ extension BaseHTTPRequestHandler {
 
     /// What the framing of this response depends on.
     func responseContext(_ exchange: Exchange) -> ResponseContext {
-        let isHTTP11 = exchange.head?.isHTTP11OrLater ?? false
+        let isHTTP11 = exchange.isHTTP11OrLater
         return ResponseContext(
             isHEAD: exchange.methodKind == .head,
             isHTTP09: exchange.isHTTP09,
             canChunk: isHTTP11 && protocolIsHTTP11,
             echoKeepAlive: exchange.head != nil && !isHTTP11 && !closeConnection,
-            bufferSize: owner.configuration.responseBufferSize)
+            bufferSize: withOwner { $0.configuration.responseBufferSize })
     }
 
     /// Ends the response's framing; logs a response that does not add up.
     func completeResponse() {
-        guard connection != nil else { return }
-        if owner.isShuttingDown { closeConnection = true }
+        guard connectionReference != nil else { return }
+        if withOwner({ $0.isShuttingDown }) { closeConnection = true }
         var problem: String?
         withResponse { exchange in
             let outcome = exchange.completeResponseFraming(responseContext(exchange),
@@ -77,43 +78,31 @@ extension BaseHTTPRequestHandler {
 enum Method {
     case get, head, post, put, delete, patch, options, trace, connect, other
 
-    init(_ name: UnsafeRawBufferPointer) {
+    /// The method named by `bytes[range]` (the request's method token).
+    @inline(__always)
+    init(_ bytes: [UInt8], _ range: Range<Int>) {
         // Methods are at most 7 bytes here: compare them as one little-endian integer.
-        guard name.count <= 7 else {
+        guard range.count <= 7 else {
             self = .other
             return
         }
         var word: UInt64 = 0
-        for (index, byte) in name.enumerated() { word |= UInt64(byte) << (8 * UInt64(index)) }
+        var shift: UInt64 = 0
+        for index in range {
+            word |= UInt64(bytes[index]) << shift
+            shift += 8
+        }
         switch word {
-        case Method.getWord: self = .get
-        case Method.putWord: self = .put
-        case Method.headWord: self = .head
-        case Method.postWord: self = .post
-        case Method.patchWord: self = .patch
-        case Method.traceWord: self = .trace
-        case Method.deleteWord: self = .delete
-        case Method.optionsWord: self = .options
-        case Method.connectWord: self = .connect
+        case 0x54_45_47: self = .get  // "GET", the last byte highest
+        case 0x54_55_50: self = .put
+        case 0x44_41_45_48: self = .head
+        case 0x54_53_4F_50: self = .post
+        case 0x48_43_54_41_50: self = .patch
+        case 0x45_43_41_52_54: self = .trace
+        case 0x45_54_45_4C_45_44: self = .delete
+        case 0x53_4E_4F_49_54_50_4F: self = .options
+        case 0x54_43_45_4E_4E_4F_43: self = .connect
         default: self = .other
         }
-    }
-
-    private static let getWord = word("GET")
-    private static let putWord = word("PUT")
-    private static let headWord = word("HEAD")
-    private static let postWord = word("POST")
-    private static let patchWord = word("PATCH")
-    private static let traceWord = word("TRACE")
-    private static let deleteWord = word("DELETE")
-    private static let optionsWord = word("OPTIONS")
-    private static let connectWord = word("CONNECT")
-
-    private static func word(_ name: StaticString) -> UInt64 {
-        var word: UInt64 = 0
-        for index in 0..<name.utf8CodeUnitCount {
-            word |= UInt64(name.utf8Start[index]) << (8 * UInt64(index))
-        }
-        return word
     }
 }

@@ -15,14 +15,15 @@ open class BaseHTTPRequestHandler {
     /// The server this handler answers for.
     public unowned let server: HTTPServer
     /// The same server for the request path: it outlives its connections' handlers while
-    /// serving, so the machinery skips `unowned`'s reference counting.
-    unowned(unsafe) let owner: HTTPServer
+    /// serving, so the machinery skips `unowned`'s reference counting (`withOwner` borrows
+    /// it without any).
+    let ownerReference: Unmanaged<HTTPServer>
     private let clientHost: String
 
     /// The connection, while it is open; nil once the client is gone (writes are then dropped).
     /// The connection owns the handler and clears this when it closes, so the reference
     /// needs no counting.
-    @exclusivity(unchecked) unowned(unsafe) var connection: HTTPConnection?
+    @exclusivity(unchecked) var connectionReference: Unmanaged<HTTPConnection>?
     /// The exchange the connection has borrowed, while it has one: the request attributes
     /// and the response in progress. Held through a retain taken in `HTTPConnection.work` and
     /// given back in `giveBackExchange()`, so that the request path can borrow it without
@@ -40,7 +41,7 @@ open class BaseHTTPRequestHandler {
         clientHost = clientAddress.host
         clientPort = Int32(clamping: clientAddress.port)
         self.server = server
-        owner = server
+        ownerReference = .passUnretained(server)
         protocolIsHTTP11 = Self.protocolVersion >= "HTTP/1.1"
     }
 
@@ -52,6 +53,21 @@ open class BaseHTTPRequestHandler {
     public var clientAddress: (host: String, port: Int) { (clientHost, Int(clientPort)) }
 
     // MARK: Request attributes (reset before each request)
+
+    /// The server, for the paths where a retain does not matter.
+    var owner: HTTPServer { ownerReference.takeUnretainedValue() }
+
+    /// Runs `body` with the server, borrowed without reference counting.
+    @inline(__always)
+    func withOwner<R>(_ body: (HTTPServer) -> R) -> R {
+        ownerReference._withUnsafeGuaranteedRef(body)
+    }
+
+    /// The connection, for the paths where a retain does not matter.
+    var connection: HTTPConnection? {
+        get { connectionReference?.takeUnretainedValue() }
+        set { connectionReference = newValue.map { .passUnretained($0) } }
+    }
 
     /// The exchange, for the paths where a retain does not matter.
     var exchange: Exchange? { exchangeReference?.takeUnretainedValue() }
@@ -226,9 +242,9 @@ open class BaseHTTPRequestHandler {
         withResponse { exchange in
             guard !exchange.isHTTP09 else { return }
             if let message {
-                exchange.appendStatusLine(statusLine(code, message), status: code)
+                statusLine(code, message).withUnsafeBytes { exchange.appendStatusLine($0, status: code) }
             } else {
-                exchange.appendStatusLine(owner.defaultStatusLine(code, for: self), status: code)
+                withOwner { $0.appendDefaultStatusLine(code, for: self, to: exchange) }
             }
         }
     }
@@ -311,12 +327,12 @@ open class BaseHTTPRequestHandler {
 
     /// The `Server` header's value: `serverVersion` and `sysVersion` (`version_string`).
     open func versionString() -> String {
-        owner.versionString(of: Self.self)
+        withOwner { $0.versionString(of: Self.self) }
     }
 
     /// A date for the `Date` header (`date_time_string`): now, or `timestamp` (Unix seconds).
     open func dateTimeString(_ timestamp: Double? = nil) -> String {
-        guard let timestamp else { return owner.currentDate }
+        guard let timestamp else { return withOwner { $0.currentDate } }
         return HTTPDate.format(Int(timestamp))
     }
 

@@ -28,15 +28,22 @@ final class Exchange {
     @exclusivity(unchecked) var headBytes: [UInt8] = []
     /// The decoded body, as it arrives.
     @exclusivity(unchecked) var body: [UInt8] = []
+    // What the request path asks of the head, read from it once in `beginRequest()`.
     @exclusivity(unchecked) var methodKind = Method.other
     @exclusivity(unchecked) var isHTTP09 = false
+    @exclusivity(unchecked) var isHTTP11OrLater = false
+    @exclusivity(unchecked) var asksToClose = false
+    @exclusivity(unchecked) var asksToKeepAlive = false
     /// The handler's attributes, made when first read.
-    @exclusivity(unchecked) var command: String?
-    @exclusivity(unchecked) var path: String?
-    @exclusivity(unchecked) var version: String?
-    @exclusivity(unchecked) var requestLine: String?
-    @exclusivity(unchecked) var headers: HTTPMessage?
+    @exclusivity(unchecked) var command: String? { didSet { hasAttributes = true } }
+    @exclusivity(unchecked) var path: String? { didSet { hasAttributes = true } }
+    @exclusivity(unchecked) var version: String? { didSet { hasAttributes = true } }
+    @exclusivity(unchecked) var requestLine: String? { didSet { hasAttributes = true } }
+    @exclusivity(unchecked) var headers: HTTPMessage? { didSet { hasAttributes = true } }
     @exclusivity(unchecked) var rfile: RequestBody?
+    /// Whether any of the attributes above was made (a handler that reads none leaves
+    /// nothing to clear).
+    @exclusivity(unchecked) private var hasAttributes = false
 
     // MARK: The response
 
@@ -64,22 +71,30 @@ final class Exchange {
         pending.isEmpty && output.isEmpty && response.stage == .none && onDrain == nil
     }
 
-    /// Starts the attributes of a request whose head (nil for an error answered before a
-    /// request line was understood) and body are in place.
-    func beginRequest(_ head: RequestHead?) {
-        self.head = head
+    /// Starts the attributes of the request whose head (`head`, nil for an error answered
+    /// before a request line was understood) and body are in place.
+    func beginRequest() {
         if let head {
-            methodKind = headBytes.withUnsafeBytes { Method(UnsafeRawBufferPointer(rebasing: $0[head.method])) }
+            methodKind = Method(headBytes, head.method)
             isHTTP09 = head.isHTTP09
+            isHTTP11OrLater = head.isHTTP11OrLater
+            asksToClose = head.connectionClose
+            asksToKeepAlive = head.connectionKeepAlive
         } else {
             methodKind = .other
             isHTTP09 = false
+            isHTTP11OrLater = false
+            asksToClose = false
+            asksToKeepAlive = false
         }
-        command = nil
-        path = nil
-        version = nil
-        requestLine = nil
-        headers = nil
+        if hasAttributes {
+            command = nil
+            path = nil
+            version = nil
+            requestLine = nil
+            headers = nil
+            hasAttributes = false
+        }
         rfile?.reset(body)
     }
 
@@ -87,17 +102,26 @@ final class Exchange {
     /// most 64 KiB of capacity each.
     func reset() {
         parser.reset()
-        pending.removeAll(keepingCapacity: pending.capacity <= 1 << 16)
+        Exchange.empty(&pending)
         pendingParsed = 0
-        headBytes.removeAll(keepingCapacity: headBytes.capacity <= 1 << 16)
-        body.removeAll(keepingCapacity: body.capacity <= 1 << 16)
-        beginRequest(nil)
+        Exchange.empty(&headBytes)
+        Exchange.empty(&body)
+        head = nil
         rfile = nil
+        beginRequest()
         output.removeAll(keepingAtMost: 1 << 16)
         responseStart = 0
         responseFlushed = false
         response.reset()
-        onDrain = nil
-        onAbandon = nil
+        if onDrain != nil { onDrain = nil }
+        if onAbandon != nil { onAbandon = nil }
+    }
+
+    /// Empties `bytes`, keeping at most 64 KiB of capacity. An array already empty with no
+    /// more than that (the usual case) is not touched: `removeAll(keepingCapacity:)` costs
+    /// as much as the rest of `reset()` even then.
+    private static func empty(_ bytes: inout [UInt8]) {
+        guard !bytes.isEmpty || bytes.capacity > 1 << 16 else { return }
+        bytes.removeAll(keepingCapacity: bytes.capacity <= 1 << 16)
     }
 }

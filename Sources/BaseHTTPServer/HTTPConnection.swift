@@ -68,6 +68,12 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// connection has closed.
     var server: HTTPServer { handler.owner }
 
+    /// Runs `body` with the server, borrowed without reference counting (the request path).
+    @inline(__always)
+    func withServer<R>(_ body: (HTTPServer) -> R) -> R {
+        handler.withOwner(body)
+    }
+
     /// The parser, the request and the response in progress: borrowed from the server while
     /// the connection has work, handed back when it is idle (see `returnExchange()`).
     var exchange: Exchange? { handler.exchange }
@@ -79,7 +85,7 @@ final class HTTPConnection: TCPConnectionDelegate {
     /// (`_withUnsafeGuaranteedRef`) instead of retaining it.
     var workReference: Unmanaged<Exchange> {
         if let reference = handler.exchangeReference { return reference }
-        let reference = server.lendExchange()
+        let reference = withServer { $0.lendExchange() }
         handler.exchangeReference = reference
         return reference
     }
@@ -88,10 +94,10 @@ final class HTTPConnection: TCPConnectionDelegate {
     func giveBackExchange() {
         guard let reference = handler.exchangeReference else { return }
         handler.exchangeReference = nil
-        server.recycle(reference)
+        withServer { $0.recycle(reference) }
     }
 
-    var now: UInt32 { UInt32(truncatingIfNeeded: server.clock.now) }
+    var now: UInt32 { UInt32(truncatingIfNeeded: withServer { $0.clock.now }) }
 
     // MARK: Input
 
@@ -228,10 +234,10 @@ final class HTTPConnection: TCPConnectionDelegate {
                 let keep = phase == .head ? messageStart : position
                 return (keep, position - keep)
             case .head(let parsedHead):
-                exchange.headBytes.removeAll(keepingCapacity: true)
-                exchange.headBytes.append(contentsOf: UnsafeRawBufferPointer(
-                    rebasing: window[messageStart..<messageStart + parsedHead.headLength]))
-                exchange.body.removeAll(keepingCapacity: true)
+                exchange.headBytes.replaceSubrange(
+                    exchange.headBytes.indices,
+                    with: UnsafeRawBufferPointer(rebasing: window[messageStart..<messageStart + parsedHead.headLength]))
+                if !exchange.body.isEmpty { exchange.body.removeAll(keepingCapacity: true) }
                 exchange.head = parsedHead
                 phase = .body
                 phaseSince = now
@@ -243,7 +249,7 @@ final class HTTPConnection: TCPConnectionDelegate {
             case .end:
                 messageStart = position
                 dispatch(exchange)
-                if exchange.output.count >= server.configuration.outputHighWaterMark { flushOutput() }
+                if exchange.output.count >= withServer({ $0.configuration.outputHighWaterMark }) { flushOutput() }
             case .error(let error):
                 reject(error, lineFrom: UnsafeRawBufferPointer(rebasing: window[messageStart...]))
                 return (window.count, 0)
@@ -263,7 +269,7 @@ final class HTTPConnection: TCPConnectionDelegate {
         case .none:
             return true
         case .continue100:
-            handler.prepare(head, exchange, connection: self)
+            handler.prepare(exchange, connection: self)
             if handler.handleExpect100() {
                 exchange.response.reset()
                 flushOutput()
@@ -275,7 +281,7 @@ final class HTTPConnection: TCPConnectionDelegate {
             return false
         case .other:
             requestRefused = true
-            handler.prepare(head, exchange, connection: self)
+            handler.prepare(exchange, connection: self)
             handler.sendError(417)
             finishResponse()
             return false
@@ -283,9 +289,9 @@ final class HTTPConnection: TCPConnectionDelegate {
     }
 
     private func dispatch(_ exchange: Exchange) {
-        guard let head = exchange.head else { return }
+        guard exchange.head != nil else { return }
         phase = .handling
-        handler.prepare(head, exchange, connection: self)
+        handler.prepare(exchange, connection: self)
         handler.run()
         if phase == .handling { finishResponse() }
     }
@@ -325,8 +331,11 @@ final class HTTPConnection: TCPConnectionDelegate {
         guard phase != .closing else { return }
         handler.completeResponse()
         exchange?.head = nil
-        server.requestDidComplete()
-        if handler.closeConnection || server.isShuttingDown {
+        let isShuttingDown = withServer { server in
+            server.requestDidComplete()
+            return server.isShuttingDown
+        }
+        if handler.closeConnection || isShuttingDown {
             closeGracefully()
         } else {
             // A client that half-closed still gets answers to everything it sent: the
@@ -371,7 +380,7 @@ final class HTTPConnection: TCPConnectionDelegate {
             if tcp.queuedBytes == 0 { writeProgressAt = now }
             tcp.write(exchange.output.bytes)
             exchange.responseFlushed = true
-            if tcp.queuedBytes > server.configuration.outputHighWaterMark && !outputBlocked {
+            if tcp.queuedBytes > withServer({ $0.configuration.outputHighWaterMark }) && !outputBlocked {
                 outputBlocked = true
                 tcp.stopReading()
             }

@@ -52,10 +52,11 @@ open class HTTPServer: @unchecked Sendable {
     @exclusivity(unchecked) private var spareExchanges: [Unmanaged<Exchange>] = []
     /// The handler class's `Server` header value, made once.
     @exclusivity(unchecked) private var cachedVersionString: String?
-    /// Status lines with the handler class's default phrase, made once per code.
-    /// Indexed by code - 100 for the codes 100...599 (an empty line: not made yet); other
-    /// codes are made each time.
-    @exclusivity(unchecked) private var statusLines = [[UInt8]](repeating: [], count: 500)
+    /// Status lines with the handler class's default phrase, made once per code, back to
+    /// back in `statusLineBytes`; `statusLineSpans[code - 100]` says where (empty: not made
+    /// yet) for the codes 100...599. Other codes are made each time.
+    @exclusivity(unchecked) private var statusLineBytes = ByteBuffer()
+    @exclusivity(unchecked) private var statusLineSpans = [Range<Int32>](repeating: 0..<0, count: 500)
 
     deinit {
         for exchange in spareExchanges { exchange.release() }
@@ -263,13 +264,28 @@ open class HTTPServer: @unchecked Sendable {
         return version
     }
 
-    /// `protocolVersion code phrase\r\n` for the handler class, made once per code.
-    func defaultStatusLine(_ code: Int, for handler: BaseHTTPRequestHandler) -> [UInt8] {
+    /// Appends `protocolVersion code phrase\r\n` (the handler class's default phrase) to the
+    /// response head, made once per code.
+    func appendDefaultStatusLine(_ code: Int, for handler: BaseHTTPRequestHandler, to exchange: Exchange) {
         let index = code - 100
-        if statusLines.indices.contains(index), !statusLines[index].isEmpty { return statusLines[index] }
-        let line = handler.statusLine(code, type(of: handler).responses[code]?.0 ?? "")
-        if statusLines.indices.contains(index) { statusLines[index] = line }
-        return line
+        guard statusLineSpans.indices.contains(index) else {
+            defaultStatusLine(code, for: handler).withUnsafeBytes { exchange.appendStatusLine($0, status: code) }
+            return
+        }
+        var span = statusLineSpans[index]
+        if span.isEmpty {
+            let start = Int32(statusLineBytes.count)
+            statusLineBytes.append(defaultStatusLine(code, for: handler))
+            span = start..<Int32(statusLineBytes.count)
+            statusLineSpans[index] = span
+        }
+        let line = UnsafeRawBufferPointer(rebasing: statusLineBytes.bytes[Int(span.lowerBound)..<Int(span.upperBound)])
+        exchange.appendStatusLine(line, status: code)
+    }
+
+    /// `protocolVersion code phrase\r\n` for the handler class.
+    private func defaultStatusLine(_ code: Int, for handler: BaseHTTPRequestHandler) -> [UInt8] {
+        handler.statusLine(code, type(of: handler).responses[code]?.0 ?? "")
     }
 
     /// The `Date` header's value, formatted once a second.

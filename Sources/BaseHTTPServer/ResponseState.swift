@@ -72,7 +72,7 @@ struct ResponseContext {
 
 extension Exchange {
     /// Adds a status line to the head (Python's `send_response_only`).
-    func appendStatusLine(_ line: [UInt8], status: Int) {
+    func appendStatusLine(_ line: UnsafeRawBufferPointer, status: Int) {
         response.head.append(line)
         response.status = status
         if response.stage == .none { response.stage = .collecting }

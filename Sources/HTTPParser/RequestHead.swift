@@ -48,19 +48,20 @@ public struct RequestHead: Sendable, Equatable {
     /// is shared. That run-time uniqueness check is what makes sharing it across threads sound.
     /// The same check rules out overlapping accesses, so the properties skip the dynamic
     /// exclusivity bookkeeping (a thread-local access set), which cost more than the parsing.
+    @usableFromInline
     final class Storage: @unchecked Sendable {
-        @exclusivity(unchecked) var requestLine: Range<Int> = 0..<0
-        @exclusivity(unchecked) var method: Range<Int> = 0..<0
-        @exclusivity(unchecked) var target: Range<Int> = 0..<0
-        @exclusivity(unchecked) var version: Range<Int>? = nil
-        @exclusivity(unchecked) var versionMajor = 0
-        @exclusivity(unchecked) var versionMinor = 9
+        @usableFromInline @exclusivity(unchecked) var requestLine: Range<Int> = 0..<0
+        @usableFromInline @exclusivity(unchecked) var method: Range<Int> = 0..<0
+        @usableFromInline @exclusivity(unchecked) var target: Range<Int> = 0..<0
+        @usableFromInline @exclusivity(unchecked) var version: Range<Int>? = nil
+        @usableFromInline @exclusivity(unchecked) var versionMajor = 0
+        @usableFromInline @exclusivity(unchecked) var versionMinor = 9
         @exclusivity(unchecked) var fields: [HeaderField] = []
-        @exclusivity(unchecked) var framing = BodyFraming.none
-        @exclusivity(unchecked) var connectionClose = false
-        @exclusivity(unchecked) var connectionKeepAlive = false
-        @exclusivity(unchecked) var expect = ExpectValue.none
-        @exclusivity(unchecked) var headLength = 0
+        @usableFromInline @exclusivity(unchecked) var framing = BodyFraming.none
+        @usableFromInline @exclusivity(unchecked) var connectionClose = false
+        @usableFromInline @exclusivity(unchecked) var connectionKeepAlive = false
+        @usableFromInline @exclusivity(unchecked) var expect = ExpectValue.none
+        @usableFromInline @exclusivity(unchecked) var headLength = 0
 
         init() { fields.reserveCapacity(16) }
 
@@ -82,7 +83,7 @@ public struct RequestHead: Sendable, Equatable {
     }
 
     /// The values; the parser writes through this reference directly.
-    private(set) var storage: Storage
+    @usableFromInline private(set) var storage: Storage
 
     /// Creates an empty head; the parser fills it in.
     public init() { storage = Storage() }
@@ -95,32 +96,32 @@ public struct RequestHead: Sendable, Equatable {
     /// The whole request line, without its line ending (trailing whitespace kept, as Python
     /// keeps it in `requestline`).
     public var requestLine: Range<Int> {
-        get { storage.requestLine }
+        @inlinable get { storage.requestLine }
         set { makeUnique(); storage.requestLine = newValue }
     }
     /// The method token, e.g. `GET`.
     public var method: Range<Int> {
-        get { storage.method }
+        @inlinable get { storage.method }
         set { makeUnique(); storage.method = newValue }
     }
     /// The request target, e.g. `/index.html`.
     public var target: Range<Int> {
-        get { storage.target }
+        @inlinable get { storage.target }
         set { makeUnique(); storage.target = newValue }
     }
     /// The protocol version, e.g. `HTTP/1.1`; `nil` for an HTTP/0.9 request.
     public var version: Range<Int>? {
-        get { storage.version }
+        @inlinable get { storage.version }
         set { makeUnique(); storage.version = newValue }
     }
     /// The major version number; 0 for HTTP/0.9.
     public var versionMajor: Int {
-        get { storage.versionMajor }
+        @inlinable get { storage.versionMajor }
         set { makeUnique(); storage.versionMajor = newValue }
     }
     /// The minor version number; 9 for HTTP/0.9.
     public var versionMinor: Int {
-        get { storage.versionMinor }
+        @inlinable get { storage.versionMinor }
         set { makeUnique(); storage.versionMinor = newValue }
     }
     /// The field lines in the order received, repeats kept.
@@ -130,38 +131,38 @@ public struct RequestHead: Sendable, Equatable {
     }
     /// How the body is delimited.
     public var framing: BodyFraming {
-        get { storage.framing }
+        @inlinable get { storage.framing }
         set { makeUnique(); storage.framing = newValue }
     }
     /// Whether any `Connection` field lists the `close` option (any case).
     public var connectionClose: Bool {
-        get { storage.connectionClose }
+        @inlinable get { storage.connectionClose }
         set { makeUnique(); storage.connectionClose = newValue }
     }
     /// Whether any `Connection` field lists the `keep-alive` option (any case).
     public var connectionKeepAlive: Bool {
-        get { storage.connectionKeepAlive }
+        @inlinable get { storage.connectionKeepAlive }
         set { makeUnique(); storage.connectionKeepAlive = newValue }
     }
     /// What the `Expect` field asks for.
     public var expect: ExpectValue {
-        get { storage.expect }
+        @inlinable get { storage.expect }
         set { makeUnique(); storage.expect = newValue }
     }
     /// The bytes from offset 0 through the empty line that ends the head (for HTTP/0.9, through
     /// the request line's line ending).
     public var headLength: Int {
-        get { storage.headLength }
+        @inlinable get { storage.headLength }
         set { makeUnique(); storage.headLength = newValue }
     }
 
     /// Whether this is a two-word HTTP/0.9 request (`GET /path`), which has no version,
     /// no fields, and is answered without a status line.
-    public var isHTTP09: Bool { storage.version == nil }
+    @inlinable public var isHTTP09: Bool { storage.version == nil }
 
     /// Whether the version is HTTP/1.1 or a later 1.x, where persistence is the default and
     /// `Host` is required.
-    public var isHTTP11OrLater: Bool { storage.versionMajor == 1 && storage.versionMinor >= 1 }
+    @inlinable public var isHTTP11OrLater: Bool { storage.versionMajor == 1 && storage.versionMinor >= 1 }
 
     public static func == (lhs: RequestHead, rhs: RequestHead) -> Bool {
         let (l, r) = (lhs.storage, rhs.storage)

@@ -58,6 +58,26 @@ final class HooksHandler: BaseHTTPRequestHandler {
     }
 }
 
+/// Names the `doFOO()` that answered, so a test sees which one each method reached.
+final class MethodNameHandler: BaseHTTPRequestHandler {
+    override func logMessage(_ message: String) {}
+    private func answer(_ name: String) {
+        sendResponse(200)
+        endHeaders()
+        wfile.write(name)
+    }
+    override func doGET() throws { answer("doGET") }
+    override func doHEAD() throws { answer("doHEAD") }
+    override func doPOST() throws { answer("doPOST") }
+    override func doPUT() throws { answer("doPUT") }
+    override func doDELETE() throws { answer("doDELETE") }
+    override func doPATCH() throws { answer("doPATCH") }
+    override func doOPTIONS() throws { answer("doOPTIONS") }
+    override func doTRACE() throws { answer("doTRACE") }
+    override func doCONNECT() throws { answer("doCONNECT") }
+    override func doMethod(_ command: String) throws { answer("doMethod \(command)") }
+}
+
 /// A handler with its own error page and protocol.
 final class CustomErrorHandler: BaseHTTPRequestHandler {
     override class var errorMessageFormat: String { "E%(code)d|%(message)s|%(explain)s|100%%" }
@@ -75,6 +95,30 @@ struct HandlerBehaviourTests {
         #expect(response.statusLine == "HTTP/1.1 200 OK")
         #expect(response.headers.map(\.0).prefix(3) == ["Server", "Date", "X-Path"])
         #expect(response.bodyText == "GET /x HTTP/1.1 GET /x HTTP/1.1")
+    }
+
+    @Test func eachMethodReachesItsOwnDoMethodAndOthersReachDoMethod() throws {
+        let running = try RunningServer(MethodNameHandler.self)
+        defer { running.stop() }
+        let client = try running.client()
+        let expected = [
+            ("GET", "doGET"), ("POST", "doPOST"), ("PUT", "doPUT"), ("DELETE", "doDELETE"),
+            ("PATCH", "doPATCH"), ("OPTIONS", "doOPTIONS"), ("TRACE", "doTRACE"),
+            // Methods are case-sensitive; near misses and longer names are other methods.
+            ("get", "doMethod get"), ("GETS", "doMethod GETS"), ("POS", "doMethod POS"),
+            ("OPTIONSX", "doMethod OPTIONSX"), ("PURGE", "doMethod PURGE"),
+        ]
+        for (method, answer) in expected {
+            try client.send("\(method) /m HTTP/1.1\r\nHost: a\r\n\r\n")
+            let response = try #require(try client.readResponse())
+            #expect(response.bodyText == answer, "\(method)")
+        }
+        // CONNECT's target is an authority; HEAD's answer has no body.
+        try client.send("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n")
+        #expect(try client.readResponse()?.bodyText == "doCONNECT")
+        try client.send("HEAD /m HTTP/1.1\r\nHost: a\r\n\r\n")
+        let head = try #require(try client.readResponse(headRequest: true))
+        #expect(head.header("Content-Length") == "6")
     }
 
     @Test func sendResponseOnlyWritesNoServerOrDateHeader() throws {
