@@ -107,7 +107,7 @@ public final class Loop: @unchecked Sendable {
             let now = uv_hrtime()
             adaptPollWindow(gap: now &- idleSince)
             idleSince = now
-            if pollWindow > 0 {
+            if pollWindow > 0 && now >= pollPausedUntil {
                 guard let lastEvent = busyPoll() else { return }
                 idleSince = lastEvent
             }
@@ -125,6 +125,11 @@ public final class Loop: @unchecked Sendable {
     /// 10 µs), a longer one halves it, so a loop whose events come far apart soon stops
     /// polling. While polling it yields the CPU to any other runnable thread.
     ///
+    /// Polling pays only while it mostly waits. When most of its iterations find events, the
+    /// loop is saturated: it would find them without sleeping anyway, and polling would only
+    /// spend its spare moments and split its batches into more, smaller iterations. It then
+    /// blocks for 10 ms (`isPollingPaused`) before it tries polling again.
+    ///
     /// At most one second. Set it on the loop thread, before or between runs.
     public var busyPollLimit: UInt64 = 0 {
         didSet {
@@ -136,6 +141,14 @@ public final class Loop: @unchecked Sendable {
     /// How long `run()` polls now before blocking (nanoseconds), within `busyPollLimit`.
     /// Read it on the loop thread.
     public private(set) var pollWindow: UInt64 = 0
+
+    /// Whether polling is paused because the loop was found saturated (see `busyPollLimit`).
+    /// Read it on the loop thread.
+    public var isPollingPaused: Bool { uv_hrtime() < pollPausedUntil }
+
+    /// Until when (`uv_hrtime`) polling is paused; how long a pause lasts.
+    private var pollPausedUntil: UInt64 = 0
+    private static let saturatedPollPause: UInt64 = 10_000_000
 
     /// Counts the callbacks that did work (reads, accepts, writes, wake-ups, file
     /// completions), so that polling can tell an iteration that found events from an empty one.
@@ -154,11 +167,14 @@ public final class Loop: @unchecked Sendable {
         }
     }
 
-    /// Runs non-blocking iterations until `pollWindow` passes without an event.
+    /// Runs non-blocking iterations until `pollWindow` passes without an event, or until
+    /// most of at least eight iterations found events (saturated: polling pauses).
     /// - Returns: when the last event was seen (`uv_hrtime`), or nil when the loop stopped
     ///   or has nothing left to run.
     private func busyPoll() -> UInt64? {
         var lastEvent = uv_hrtime()
+        var found = 0
+        var missed = 0
         while true {
             let seen = events
             let alive = uv_run(raw, UV_RUN_NOWAIT) != 0
@@ -166,9 +182,15 @@ public final class Loop: @unchecked Sendable {
             let now = uv_hrtime()
             if events != seen {
                 lastEvent = now
+                found += 1
+                if found >= 8 && missed < found {
+                    pollPausedUntil = now &+ Loop.saturatedPollPause
+                    return now
+                }
             } else if now &- lastEvent >= pollWindow {
                 return lastEvent
             } else {
+                missed += 1
                 sched_yield()
             }
         }

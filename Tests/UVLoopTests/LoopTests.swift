@@ -13,6 +13,19 @@ private final class WindowLog: @unchecked Sendable {
     var far: [UInt64] = []
 }
 
+/// What blocks on the loop thread saw of the polling pause.
+private final class PauseLog: @unchecked Sendable {
+    var pausedWhileBusy = 0
+    var blocksRun = 0
+    var pausedAfterRest: Bool?
+}
+
+/// Spins for `microseconds` (work that keeps the loop busy, or a sender that sends often).
+private func spin(microseconds: UInt64) {
+    let end = DispatchTime.now().uptimeNanoseconds + microseconds * 1_000
+    while DispatchTime.now().uptimeNanoseconds < end {}
+}
+
 @Suite("Loop, timers and cross-thread execute")
 struct LoopTests {
     @Test func timersFireInDeadlineOrder() throws {
@@ -125,6 +138,37 @@ struct LoopTests {
         #expect(windows.close.allSatisfy { $0 <= limit })
         #expect(windows.far.count == 14)
         #expect(windows.far.last == 0)
+        closeCleanly(loop)
+    }
+
+    /// A loop that finds events in most polling iterations is saturated: it pauses polling
+    /// (it would not sleep anyway) and takes it up again once the pause has passed.
+    @Test func saturatedLoopPausesPolling() throws {
+        let loop = try Loop()
+        loop.busyPollLimit = 20_000_000
+        let log = PauseLog()
+        // A chain of 400 blocks, each queuing the next before it works for 20 µs: whenever
+        // the loop looks, a wake-up is waiting, however the threads are scheduled.
+        @Sendable func link(_ remaining: Int) {
+            if remaining > 0 {
+                loop.execute { link(remaining - 1) }
+            } else {
+                let rest = Timer(loop: loop)  // longer than the pause; timers are no events
+                rest.start(after: 30) {
+                    log.pausedAfterRest = loop.isPollingPaused
+                    rest.close()
+                    loop.stop()
+                }
+            }
+            spin(microseconds: 20)
+            log.blocksRun += 1
+            if loop.isPollingPaused { log.pausedWhileBusy += 1 }
+        }
+        loop.execute { link(399) }
+        loop.run()
+        #expect(log.blocksRun == 400)
+        #expect(log.pausedWhileBusy > 0)
+        #expect(log.pausedAfterRest == false)
         closeCleanly(loop)
     }
 
