@@ -98,13 +98,15 @@ final class Exchange {
         rfile?.reset(body)
     }
 
-    /// Ready for another connection: no trace of the last one is left, and buffers keep at
-    /// most 64 KiB of capacity each.
+    /// Ready for another connection: nothing of the last one can be read through it, and
+    /// buffers keep at most 64 KiB of capacity each.
     func reset() {
         parser.reset()
         Exchange.empty(&pending)
         pendingParsed = 0
-        Exchange.empty(&headBytes)
+        // The head's bytes are read only through a head, and the next one replaces them
+        // whole: only a large buffer is worth letting go of.
+        if headBytes.capacity > 1 << 16 { headBytes = [] }
         Exchange.empty(&body)
         head = nil
         rfile = nil
