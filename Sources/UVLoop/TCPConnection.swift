@@ -31,8 +31,9 @@ public final class TCPConnection: LoopResource {
     public let loop: Loop
 
     /// The receiver of reads, EOF, errors and the close. Held strongly until the connection
-    /// has closed, then released.
-    public var delegate: (any TCPConnectionDelegate)?
+    /// has closed, then released. Set and read on the loop thread only, so it skips the
+    /// dynamic exclusivity check (one per read otherwise).
+    @exclusivity(unchecked) public var delegate: (any TCPConnectionDelegate)?
 
     /// Owned by this connection; `data` holds a retain of it, released in the close callback,
     /// which is also the only place the handle is freed.
