@@ -285,19 +285,41 @@ func withUTF8<T>(of string: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -
 
 /// Whether header bytes can be written as they are: no CR, LF or NUL.
 func isSafeHeaderText(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
-    // Eight bytes at a time: a word with no byte below 14 has none of the three.
+    // Eight bytes at a time, the last word overlapping the one before it (a run of four to
+    // seven bytes: two overlapping halves; a shorter one: padded with spaces). A word with no
+    // byte below 14 has none of the three; only a run with such a byte (a tab, say) is looked
+    // at byte by byte.
     let raw = UnsafeRawBufferPointer(bytes)
-    var index = 0
-    while index + 8 <= raw.count {
-        let word = raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)
-        if (word &- 0x0E0E_0E0E_0E0E_0E0E) & ~word & 0x8080_8080_8080_8080 != 0 { break }
-        index += 8
+    let count = raw.count
+    if count < 8 {
+        var word: UInt64 = 0x2020_2020_2020_2020
+        if count >= 4 {
+            word = UInt64(raw.loadUnaligned(as: UInt32.self))
+                | UInt64(raw.loadUnaligned(fromByteOffset: count - 4, as: UInt32.self)) << 32
+        } else {
+            for byte in raw { word = word << 8 | UInt64(byte) }
+        }
+        return !hasByteBelow14(word) || hasNoLineBreakOrNUL(raw)
     }
-    while index < raw.count {
-        let byte = raw[index]
-        if byte == 13 || byte == 10 || byte == 0 { return false }
-        index += 1
+    var offset = 0
+    while true {
+        if hasByteBelow14(raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) {
+            return hasNoLineBreakOrNUL(raw)
+        }
+        if offset == count - 8 { return true }
+        offset = min(offset + 8, count - 8)
     }
+}
+
+/// Whether some byte of `word` is below 14. (A byte from 0x80 up is ruled out by `~word`;
+/// borrows run only from a byte that is below 14 already.)
+@inline(__always)
+private func hasByteBelow14(_ word: UInt64) -> Bool {
+    (word &- 0x0E0E_0E0E_0E0E_0E0E) & ~word & 0x8080_8080_8080_8080 != 0
+}
+
+private func hasNoLineBreakOrNUL(_ raw: UnsafeRawBufferPointer) -> Bool {
+    for byte in raw where byte == 13 || byte == 10 || byte == 0 { return false }
     return true
 }
 

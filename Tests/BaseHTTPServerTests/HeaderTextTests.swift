@@ -1,0 +1,40 @@
+import Testing
+@testable import BaseHTTPServer
+
+/// `isSafeHeaderText` reads eight bytes at a time with overlapping and padded words: every
+/// length, every position of a bad byte, and the harmless bytes that look alike.
+@Suite struct HeaderTextTests {
+    private func isSafe(_ bytes: [UInt8]) -> Bool {
+        bytes.withUnsafeBufferPointer { isSafeHeaderText($0) }
+    }
+
+    @Test func crLfAndNULAreFoundAtEveryPositionOfEveryLength() {
+        for length in 1...40 {
+            for position in 0..<length {
+                for bad: UInt8 in [13, 10, 0] {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    bytes[position] = bad
+                    #expect(!isSafe(bytes), "length \(length), byte \(bad) at \(position)")
+                }
+            }
+        }
+    }
+
+    @Test func otherBytesPassAtEveryLength() {
+        #expect(isSafe([]))
+        let harmless = (1...255).map(UInt8.init).filter { $0 != 13 && $0 != 10 }
+        for length in 1...40 {
+            for start in stride(from: 0, to: harmless.count, by: 7) {
+                let bytes = (0..<length).map { harmless[(start + $0) % harmless.count] }
+                #expect(isSafe(bytes), "length \(length) from \(start)")
+            }
+            // Tabs and other control bytes below 14 take the byte-by-byte path.
+            for position in 0..<length {
+                var bytes = [UInt8](repeating: 0x7F, count: length)
+                bytes[position] = 9
+                bytes[length - 1 - position] = 11
+                #expect(isSafe(bytes), "length \(length), tab at \(position)")
+            }
+        }
+    }
+}
