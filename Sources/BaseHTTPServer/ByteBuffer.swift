@@ -46,6 +46,23 @@ struct ByteBuffer: ~Copyable {
         count += 1
     }
 
+    /// Appends a header line, `name: value` and CRLF, with one capacity check.
+    mutating func appendHeaderLine(_ name: UnsafeRawBufferPointer, _ value: UnsafeRawBufferPointer) {
+        let needed = count + name.count + value.count + 4
+        if needed > capacity { grow(to: needed) }
+        var end = base! + count
+        if let source = name.baseAddress { end.copyMemory(from: source, byteCount: name.count) }
+        end += name.count
+        end.storeBytes(of: UInt8(ascii: ":"), as: UInt8.self)
+        (end + 1).storeBytes(of: UInt8(ascii: " "), as: UInt8.self)
+        end += 2
+        if let source = value.baseAddress { end.copyMemory(from: source, byteCount: value.count) }
+        end += value.count
+        end.storeBytes(of: UInt8(ascii: "\r"), as: UInt8.self)
+        (end + 1).storeBytes(of: UInt8(ascii: "\n"), as: UInt8.self)
+        count = needed
+    }
+
     /// Appends the decimal digits of a non-negative integer.
     mutating func appendDecimal(_ value: Int) {
         var rest = UInt(max(value, 0))

@@ -82,32 +82,20 @@ extension Exchange {
     /// - Returns: which notable field it was, or nil when the name or value holds CR, LF or
     ///   NUL: then nothing is added (no header injection).
     func appendHeaderLine(name: String, value: String) -> ResponseState.NotableField? {
-        let field = withUTF8(of: name) { name -> ResponseState.NotableField? in
-            guard isSafeHeaderText(name) else { return nil }
-            response.head.append(name)
-            switch name.count {
-            case 10 where asciiCaseInsensitiveEquals(name, "connection"): return .connection
-            case 14 where asciiCaseInsensitiveEquals(name, "content-length"): return .contentLength
-            case 17 where asciiCaseInsensitiveEquals(name, "transfer-encoding"): return .transferEncoding
-            default: return .other
+        let field = withUTF8(of: name) { name in
+            withUTF8(of: value) { value -> ResponseState.NotableField? in
+                guard isSafeHeaderText(name), isSafeHeaderText(value) else { return nil }
+                response.head.appendHeaderLine(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value))
+                switch name.count {
+                case 10 where asciiCaseInsensitiveEquals(name, "connection"): return .connection
+                case 14 where asciiCaseInsensitiveEquals(name, "content-length"): return .contentLength
+                case 17 where asciiCaseInsensitiveEquals(name, "transfer-encoding"): return .transferEncoding
+                default: return .other
+                }
             }
         }
-        guard let field else { return nil }
-        let nameEnd = response.head.count
-        let valueIsSafe = withUTF8(of: value) { value -> Bool in
-            guard isSafeHeaderText(value) else { return false }
-            response.head.append(UInt8(ascii: ":"))
-            response.head.append(UInt8(ascii: " "))
-            response.head.append(value)
-            response.head.append(UInt8(ascii: "\r"))
-            response.head.append(UInt8(ascii: "\n"))
-            return true
-        }
-        guard valueIsSafe else {
-            response.head.truncate(to: nameEnd - name.utf8.count)
-            return nil
-        }
         switch field {
+        case nil: return nil
         case .connection: response.sentConnection = true
         case .contentLength: response.declaredLength = Int(value.trimmingASCIIWhitespace())
         case .transferEncoding: response.sentTransferEncoding = true
