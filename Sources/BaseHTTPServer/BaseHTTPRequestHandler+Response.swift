@@ -67,7 +67,6 @@ extension BaseHTTPRequestHandler {
     }
 
     /// Sends what is buffered now (from `wfile.flush()`).
-    /// Sends what is buffered now (from `wfile.flush()`).
     func flushBody() {
         guard let connection else { return }
         let exchange = connection.work

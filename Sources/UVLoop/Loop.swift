@@ -56,9 +56,10 @@ public final class Loop: @unchecked Sendable {
         }
         raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         uv_async_init(raw, wakeUp) { handle in
-            let loop = Loop.owner(of: handle!.pointee.loop)
-            loop.events &+= 1
-            loop.runQueued()
+            Loop.withOwner(of: handle!.pointee.loop) { loop in
+                loop.events &+= 1
+                loop.runQueued()
+            }
         }
         wakeUp.pointee.data = raw.pointee.data
     }
@@ -80,6 +81,13 @@ public final class Loop: @unchecked Sendable {
 
     static func owner(of loop: UnsafeMutablePointer<uv_loop_t>) -> Loop {
         Unmanaged<Loop>.fromOpaque(loop.pointee.data).takeUnretainedValue()
+    }
+
+    /// Runs `body` with the loop of a libuv callback, borrowed without reference counting
+    /// (the loop outlives every callback it runs).
+    @inline(__always)
+    static func withOwner<R>(of loop: UnsafeMutablePointer<uv_loop_t>, _ body: (Loop) -> R) -> R {
+        Unmanaged<Loop>.fromOpaque(loop.pointee.data)._withUnsafeGuaranteedRef(body)
     }
 
     // MARK: Running
@@ -368,4 +376,3 @@ final class PthreadLock: @unchecked Sendable {
 protocol LoopResource: AnyObject {
     func close()
 }
-

@@ -57,6 +57,13 @@ public final class TCPConnection: LoopResource {
         Unmanaged<TCPConnection>.fromOpaque(stream.pointee.data).takeUnretainedValue()
     }
 
+    /// Runs `body` with the connection of a libuv callback, borrowed without reference
+    /// counting: the handle's `data` keeps it alive until the close callback.
+    @inline(__always)
+    static func withOwner<R>(of stream: UnsafeMutablePointer<uv_stream_t>, _ body: (TCPConnection) -> R) -> R {
+        Unmanaged<TCPConnection>.fromOpaque(stream.pointee.data)._withUnsafeGuaranteedRef(body)
+    }
+
     // MARK: Addresses
 
     /// The peer's address, or nil once the connection is closing or the peer is gone.
@@ -90,16 +97,14 @@ public final class TCPConnection: LoopResource {
     /// Starts delivering reads to the delegate. Harmless when already reading or closing.
     public func startReading() {
         guard state == .open, !reading else { return }
-        // Both callbacks borrow their owner (the handle's `data` keeps it alive until the close
-        // callback), so a read costs no reference counting of the loop or the connection.
+        // Both callbacks borrow their owner, so a read costs no reference counting of the loop
+        // or the connection.
         let status = uv_read_start(stream, { handle, _, buf in
-            Unmanaged<Loop>.fromOpaque(handle!.pointee.loop.pointee.data)._withUnsafeGuaranteedRef { loop in
+            Loop.withOwner(of: handle!.pointee.loop) { loop in
                 buf!.pointee = cuv_buf(loop.readBuffer, loop.readBufferSize)
             }
         }, { stream, count, buf in
-            Unmanaged<TCPConnection>.fromOpaque(stream!.pointee.data)._withUnsafeGuaranteedRef {
-                $0.didRead(count, buf!.pointee.base)
-            }
+            TCPConnection.withOwner(of: stream!) { $0.didRead(count, buf!.pointee.base) }
         })
         reading = status == 0
     }
@@ -185,7 +190,7 @@ public final class TCPConnection: LoopResource {
         }
         var tail = cuv_buf(WriteRequest.tail(of: request), total - sent)
         let status = uv_write(request, stream, &tail, 1) { request, status in
-            TCPConnection.owner(of: request!.pointee.handle).didWrite(request!, status)
+            TCPConnection.withOwner(of: request!.pointee.handle) { $0.didWrite(request!, status) }
         }
         if status < 0 {
             didWrite(request, status)
