@@ -7,12 +7,16 @@ extension BaseHTTPRequestHandler {
     /// decides, as Python's `parse_request` does, whether the connection stays open.
     func prepare(_ exchange: Exchange, connection: HTTPConnection) {
         exchange.beginRequest()
-        // Keep-alive for HTTP/1.1, or when asked and allowed.
-        closeConnection = !(exchange.isHTTP11OrLater && protocolIsHTTP11)
-        if exchange.asksToClose {
+        if let head = exchange.head {
+            // Keep-alive for HTTP/1.1, or when asked and allowed.
+            closeConnection = !(head.isHTTP11OrLater && protocolIsHTTP11)
+            if head.connectionClose {
+                closeConnection = true
+            } else if head.connectionKeepAlive && protocolIsHTTP11 && !head.isHTTP09 {
+                closeConnection = false
+            }
+        } else {
             closeConnection = true
-        } else if exchange.asksToKeepAlive && protocolIsHTTP11 && !exchange.isHTTP09 {
-            closeConnection = false
         }
         if withOwner({ $0.isShuttingDown }) { closeConnection = true }
         connection.beginResponse(exchange)
@@ -50,7 +54,7 @@ extension BaseHTTPRequestHandler {
 
     /// What the framing of this response depends on.
     func responseContext(_ exchange: Exchange) -> ResponseContext {
-        let isHTTP11 = exchange.isHTTP11OrLater
+        let isHTTP11 = exchange.head?.isHTTP11OrLater ?? false
         return ResponseContext(
             isHEAD: exchange.methodKind == .head,
             isHTTP09: exchange.isHTTP09,

@@ -28,12 +28,10 @@ final class Exchange {
     @exclusivity(unchecked) var headBytes: [UInt8] = []
     /// The decoded body, as it arrives.
     @exclusivity(unchecked) var body: [UInt8] = []
-    // What the request path asks of the head, read from it once in `beginRequest()`.
+    // What the request path asks of the head most often, read from it once in
+    // `beginRequest()`.
     @exclusivity(unchecked) var methodKind = Method.other
     @exclusivity(unchecked) var isHTTP09 = false
-    @exclusivity(unchecked) var isHTTP11OrLater = false
-    @exclusivity(unchecked) var asksToClose = false
-    @exclusivity(unchecked) var asksToKeepAlive = false
     /// The handler's attributes, made when first read.
     @exclusivity(unchecked) var command: String? { didSet { hasAttributes = true } }
     @exclusivity(unchecked) var path: String? { didSet { hasAttributes = true } }
@@ -77,15 +75,9 @@ final class Exchange {
         if let head {
             methodKind = Method(headBytes, head.method)
             isHTTP09 = head.isHTTP09
-            isHTTP11OrLater = head.isHTTP11OrLater
-            asksToClose = head.connectionClose
-            asksToKeepAlive = head.connectionKeepAlive
         } else {
             methodKind = .other
             isHTTP09 = false
-            isHTTP11OrLater = false
-            asksToClose = false
-            asksToKeepAlive = false
         }
         if hasAttributes {
             command = nil
