@@ -219,7 +219,7 @@ open class BaseHTTPRequestHandler {
     }
 
     /// Answers later: the handler may return, and write and call `finish()` on the returned
-    /// value afterwards (from a `Timer`, or via `Loop.execute` from another thread). Requests
+    /// value afterwards (from a `LoopTimer`, or via `Loop.execute` from another thread). Requests
     /// pipelined behind this one wait until then. Called on the loop thread, from `doFOO()`.
     public func deferResponse() -> DeferredResponse {
         connection?.didDefer()

@@ -3,7 +3,7 @@ import UVLoop
 
 /// A response that a handler finishes after `doFOO()` has returned.
 ///
-/// Write the response through the handler as usual, later, on the loop thread (from a `Timer`
+/// Write the response through the handler as usual, later, on the loop thread (from a `LoopTimer`
 /// or inside `perform(_:)`), then call `finish()`. Requests pipelined behind it wait until
 /// then. If the client has gone meanwhile, writes are dropped and `finish()` does nothing.
 public final class DeferredResponse: @unchecked Sendable {

@@ -11,7 +11,7 @@ import UVLoop
 /// The mutable state is loop-confined and no access to it overlaps another (no `inout` is
 /// held across a call out), so its stored properties are `@exclusivity(unchecked)`: the
 /// dynamic exclusivity check would otherwise cost more than the parsing of a small request.
-final class HTTPConnection: TCPConnectionDelegate {
+final class HTTPConnection: TransportDelegate {
     enum Phase {
         /// Between requests, no byte of the next one seen yet.
         case idle
@@ -101,7 +101,7 @@ final class HTTPConnection: TCPConnectionDelegate {
 
     // MARK: Input
 
-    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func transport(_ transport: any Transport, didRead bytes: UnsafeRawBufferPointer) {
         if phase == .closing { return }  // Lingering after the last response: discard.
         defer { returnExchange() }
         // Borrowed: the exchange goes back only in `returnExchange()` (after this) or when
@@ -132,7 +132,7 @@ final class HTTPConnection: TCPConnectionDelegate {
         closeIfPeerIsDone()
     }
 
-    func connectionDidReadEOF(_ connection: TCPConnection) {
+    func transportDidReadEOF(_ transport: any Transport) {
         peerClosed = true
         switch phase {
         case .handling, .deferred:
@@ -146,12 +146,12 @@ final class HTTPConnection: TCPConnectionDelegate {
         }
     }
 
-    func connection(_ connection: TCPConnection, didFail error: UVError) {
+    func transport(_ transport: any Transport, didFail error: UVError) {
         // A reset or a failed write: nothing more can be said to this client.
         tcp.close()
     }
 
-    func connectionDidWrite(_ connection: TCPConnection) {
+    func transportDidWrite(_ transport: any Transport) {
         writeProgressAt = now
         defer { returnExchange() }
         if let onDrain = exchange?.onDrain, tcp.queuedBytes <= server.configuration.outputHighWaterMark / 2 {
@@ -163,7 +163,7 @@ final class HTTPConnection: TCPConnectionDelegate {
         }
     }
 
-    func connectionDidClose(_ connection: TCPConnection) {
+    func transportDidClose(_ transport: any Transport) {
         phase = .closing
         let onAbandon = exchange?.onAbandon
         giveBackExchange()  // resetting it drops the drain hooks

@@ -36,8 +36,8 @@ open class HTTPServer: @unchecked Sendable {
     private var listener: TCPListener?
     @exclusivity(unchecked) private var connections: [HTTPConnection] = []
     @exclusivity(unchecked) private(set) var isShuttingDown = false
-    private var sweepTimer: Timer?
-    private var graceTimer: Timer?
+    private var sweepTimer: LoopTimer?
+    private var graceTimer: LoopTimer?
     @exclusivity(unchecked) private var completedRequests = 0
     /// `connections.count`, published for other threads.
     private let openConnections = Atomic<Int>(0)
@@ -112,8 +112,8 @@ open class HTTPServer: @unchecked Sendable {
         startTimers()
         let target = completedRequests + 1
         var timedOut = false
-        let timer = timeout.map { seconds -> Timer in
-            let timer = Timer(loop: loop)
+        let timer = timeout.map { seconds -> LoopTimer in
+            let timer = LoopTimer(loop: loop)
             timer.start(after: UInt64(max(seconds, 0) * 1000)) { timedOut = true }
             return timer
         }
@@ -208,7 +208,7 @@ open class HTTPServer: @unchecked Sendable {
         for connection in connections where connection.isIdle {
             connection.closeGracefully()
         }
-        let grace = Timer(loop: loop)
+        let grace = LoopTimer(loop: loop)
         grace.start(after: UInt64(max(configuration.shutdownGracePeriod, 0) * 1000)) { [unowned self] in
             for connection in connections { connection.abort() }
         }
@@ -223,7 +223,7 @@ open class HTTPServer: @unchecked Sendable {
         let timeouts = [configuration.headTimeout, configuration.bodyTimeout,
                         configuration.idleTimeout, configuration.writeTimeout].filter { $0 > 0 }
         let interval = UInt64(min(max((timeouts.min() ?? 1) * 1000 / 4, 10), 1000))
-        let timer = Timer(loop: loop)
+        let timer = LoopTimer(loop: loop)
         timer.start(after: interval, repeatEvery: interval) { [unowned self] in sweep() }
         sweepTimer = timer
     }

@@ -1,39 +1,18 @@
 import CLibUV
 import Glibc
 
-/// What a `TCPConnection` tells its owner. Every method is called on the loop thread.
-public protocol TCPConnectionDelegate: AnyObject {
-    /// Bytes arrived. `bytes` is borrowed from the loop's shared read buffer and is valid only
-    /// during the call: copy what must outlive it.
-    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer)
-    /// The peer half-closed its side; reading has stopped. Writing may still work.
-    func connectionDidReadEOF(_ connection: TCPConnection)
-    /// Reading or a write without a completion failed (a reset, for instance). The connection
-    /// is still open: the owner decides when to close it.
-    func connection(_ connection: TCPConnection, didFail error: UVError)
-    /// A write that had to be queued has left; `queuedBytes` is lower now.
-    func connectionDidWrite(_ connection: TCPConnection)
-    /// The connection is closed and its handle freed. The last call the delegate gets.
-    func connectionDidClose(_ connection: TCPConnection)
-}
-
-extension TCPConnectionDelegate {
-    public func connectionDidWrite(_ connection: TCPConnection) {}
-}
-
 /// One TCP stream, accepted by a `TCPListener` or made with `connect`.
 ///
 /// Reads arrive through the delegate from the loop's shared buffer. Writes are ordered: each
 /// is tried at once with `uv_try_write`, and only what the kernel did not take is copied and
 /// queued with `uv_write`. `TCP_NODELAY` is on.
-public final class TCPConnection: LoopResource {
+public final class TCPConnection: Transport, LoopResource {
     /// The loop the connection lives on.
     public let loop: Loop
 
     /// The receiver of reads, EOF, errors and the close. Held strongly until the connection
-    /// has closed, then released. Set and read on the loop thread only, so it skips the
-    /// dynamic exclusivity check (one per read otherwise).
-    @exclusivity(unchecked) public var delegate: (any TCPConnectionDelegate)?
+    /// has closed, then released. Set and read on the loop thread only.
+    public var delegate: (any TransportDelegate)?
 
     /// Owned by this connection; `data` holds a retain of it, released in the close callback,
     /// which is also the only place the handle is freed.
@@ -123,12 +102,12 @@ public final class TCPConnection: LoopResource {
     private func didRead(_ count: Int, _ base: UnsafeMutablePointer<CChar>?) {
         if count != 0 { loop.events &+= 1 }
         if count > 0 {
-            delegate?.connection(self, didRead: UnsafeRawBufferPointer(start: base, count: count))
+            delegate?.transport(self, didRead: UnsafeRawBufferPointer(start: base, count: count))
         } else if count == Int(UV_EOF.rawValue) {
             reading = false  // libuv stops reading by itself at EOF.
-            delegate?.connectionDidReadEOF(self)
+            delegate?.transportDidReadEOF(self)
         } else if count < 0 {
-            delegate?.connection(self, didFail: UVError(code: Int32(count)))
+            delegate?.transport(self, didFail: UVError(code: Int32(count)))
         }
         // Zero means "nothing this time" (EAGAIN): not an end of file.
     }
@@ -144,7 +123,7 @@ public final class TCPConnection: LoopResource {
     /// copied. `completion`, when given, runs exactly once, with nil or the error; it runs
     /// before `write` returns when every byte left at once. Without a completion a failure
     /// reaches the delegate's `didFail`. After `close()` the write fails with `.brokenPipe`.
-    public func write(_ bytes: UnsafeRawBufferPointer, completion: ((UVError?) -> Void)? = nil) {
+    public func write(_ bytes: UnsafeRawBufferPointer, completion: ((UVError?) -> Void)?) {
         var buf = cuv_buf(UnsafeMutableRawPointer(mutating: bytes.baseAddress), bytes.count)
         withUnsafeMutablePointer(to: &buf) { bufs in
             write(UnsafeMutableBufferPointer(start: bufs, count: 1), total: bytes.count,
@@ -164,10 +143,6 @@ public final class TCPConnection: LoopResource {
         }
     }
 
-    /// Writes the bytes of an array (see `write(_:completion:)` for the contract).
-    public func write(_ bytes: [UInt8], completion: ((UVError?) -> Void)? = nil) {
-        bytes.withUnsafeBytes { write($0, completion: completion) }
-    }
 
     private func write(_ bufs: UnsafeMutableBufferPointer<uv_buf_t>, total: Int,
                        completion: ((UVError?) -> Void)?) {
@@ -207,10 +182,10 @@ public final class TCPConnection: LoopResource {
         if let completion {
             completion.body(error)
         } else if let error, state == .open {
-            delegate?.connection(self, didFail: error)
+            delegate?.transport(self, didFail: error)
         }
         if error == nil, state == .open {
-            delegate?.connectionDidWrite(self)
+            delegate?.transportDidWrite(self)
         }
     }
 
@@ -243,7 +218,7 @@ public final class TCPConnection: LoopResource {
     }
 
     /// Closes the connection. Queued writes complete with `.cancelled` first, then the
-    /// delegate's `connectionDidClose` runs. Calling it twice is harmless.
+    /// delegate's `transportDidClose` runs. Calling it twice is harmless.
     public func close() {
         guard state == .open else { return }
         state = .closing
@@ -259,7 +234,7 @@ public final class TCPConnection: LoopResource {
         loop.liveConnections -= 1
         let delegate = self.delegate
         self.delegate = nil
-        delegate?.connectionDidClose(self)
+        delegate?.transportDidClose(self)
         handle.deallocate()
         Unmanaged.passUnretained(self).release()
     }

@@ -73,7 +73,7 @@ final class SoakHandler: BaseHTTPRequestHandler {
         case "/slow":
             let milliseconds = UInt64(min(max(query("ms") ?? 50, 0), 10_000))
             let deferred = deferResponse()
-            let timer = Timer(loop: server.loop)
+            let timer = LoopTimer(loop: server.loop)
             timer.start(after: milliseconds) { [self] in
                 timer.close()
                 answer("slow \(milliseconds)")

@@ -41,7 +41,7 @@ final class DeferringHandler: BaseHTTPRequestHandler {
             return
         }
         let deferred = deferResponse()
-        let timer = Timer(loop: server.loop)
+        let timer = LoopTimer(loop: server.loop)
         timer.start(after: 50) { [self] in
             timer.close()
             sendResponse(200)
@@ -65,7 +65,7 @@ final class AttributeLifetimeHandler: BaseHTTPRequestHandler {
             return
         }
         let deferred = deferResponse()
-        let timer = Timer(loop: server.loop)
+        let timer = LoopTimer(loop: server.loop)
         timer.start(after: 10) { [self] in
             timer.close()
             sendResponse(200)

@@ -21,7 +21,7 @@ final class FaultHandler: BaseHTTPRequestHandler {
             for _ in 0..<mebibytes { wfile.write(FaultHandler.mebibyte) }
         } else if path == "/slow" {
             let deferred = deferResponse()
-            let timer = Timer(loop: server.loop)
+            let timer = LoopTimer(loop: server.loop)
             timer.start(after: 30) { [self] in
                 timer.close()
                 sendResponse(200)
@@ -250,7 +250,7 @@ final class ConnectCloseChurn {
         loop = try Loop()
         for _ in 0..<concurrency { startNext() }
         var timedOut = false
-        let watchdog = Timer(loop: loop)
+        let watchdog = LoopTimer(loop: loop)
         watchdog.start(after: 60_000) { timedOut = true }
         while finished < cycles && !timedOut { loop.runOnce() }
         if timedOut { errors.append("timed out with \(cycles - finished) cycles unfinished") }
@@ -282,7 +282,7 @@ final class ConnectCloseChurn {
         startNext()
     }
 
-    private final class Cycle: TCPConnectionDelegate {
+    private final class Cycle: TransportDelegate {
         let number: Int
         let report: (Bool, String?) -> Void
         let done: () -> Void
@@ -311,23 +311,26 @@ final class ConnectCloseChurn {
             }
         }
 
-        func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        func transport(_ transport: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+            let connection = transport as! TCPConnection
             buffer.append(contentsOf: bytes)
             guard buffer.count >= expected.count, buffer.suffix(expected.count).elementsEqual(expected) else { return }
             report(buffer.starts(with: Array("HTTP/1.1 200 ".utf8)), nil)
             connection.close()
         }
 
-        func connectionDidReadEOF(_ connection: TCPConnection) {
+        func transportDidReadEOF(_ transport: any Transport) {
+            let connection = transport as! TCPConnection
             report(false, "cycle \(number): EOF before the answer (\(buffer.count) bytes)")
             connection.close()
         }
 
-        func connection(_ connection: TCPConnection, didFail error: UVError) {
+        func transport(_ transport: any Transport, didFail error: UVError) {
+            let connection = transport as! TCPConnection
             report(false, "cycle \(number): \(error)")
             connection.close()
         }
 
-        func connectionDidClose(_ connection: TCPConnection) { done() }
+        func transportDidClose(_ transport: any Transport) { done() }
     }
 }

@@ -239,14 +239,14 @@ final class LoopClientLoad {
             }
         }
         var timedOut = false
-        let watchdog = Timer(loop: loop)
+        let watchdog = LoopTimer(loop: loop)
         watchdog.start(after: 60_000) { timedOut = true }
         while finished < connections && !timedOut { loop.runOnce() }
         if timedOut { errors.append("timed out with \(connections - finished) clients unfinished") }
         try loop.close()
     }
 
-    private final class Session: TCPConnectionDelegate {
+    private final class Session: TransportDelegate {
         let client: Int
         let requests: Int
         var sent = 0
@@ -266,7 +266,8 @@ final class LoopClientLoad {
             connection.write(Array("GET /c\(client)r\(sent) HTTP/1.1\r\nHost: a\r\n\r\n".utf8))
         }
 
-        func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+        func transport(_ transport: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+            let connection = transport as! TCPConnection
             buffer.append(contentsOf: bytes)
             while let end = headEnd() {
                 let head = String(decoding: buffer[..<end], as: UTF8.self)
@@ -297,14 +298,16 @@ final class LoopClientLoad {
             return nil
         }
 
-        func connectionDidReadEOF(_ connection: TCPConnection) {
+        func transportDidReadEOF(_ transport: any Transport) {
+            let connection = transport as! TCPConnection
             if sent < requests { report(false, "server closed early") }
             connection.close()
         }
-        func connection(_ connection: TCPConnection, didFail error: UVError) {
+        func transport(_ transport: any Transport, didFail error: UVError) {
+            let connection = transport as! TCPConnection
             report(false, "\(error)")
             connection.close()
         }
-        func connectionDidClose(_ connection: TCPConnection) { done() }
+        func transportDidClose(_ transport: any Transport) { done() }
     }
 }

@@ -32,7 +32,7 @@ struct LoopTests {
         let loop = try Loop()
         var fired: [Int] = []
         for delay in [50, 10, 40, 20, 30, 0] {
-            Timer(loop: loop).start(after: UInt64(delay)) { fired.append(delay) }
+            LoopTimer(loop: loop).start(after: UInt64(delay)) { fired.append(delay) }
         }
         run(loop) { fired.count == 6 }
         #expect(fired == [0, 10, 20, 30, 40, 50])
@@ -42,18 +42,18 @@ struct LoopTests {
     @Test func repeatingTimerRepeatsAndStoppedTimerNeverFires() throws {
         let loop = try Loop()
         var repeats = 0
-        let repeating = Timer(loop: loop)
+        let repeating = LoopTimer(loop: loop)
         repeating.start(after: 1, repeatEvery: 5) {
             repeats += 1
             if repeats == 4 { repeating.stop() }
         }
         var cancelledFired = false
-        let cancelled = Timer(loop: loop)
+        let cancelled = LoopTimer(loop: loop)
         cancelled.start(after: 5) { cancelledFired = true }
         cancelled.stop()
         #expect(!cancelled.isActive)
         var done = false
-        Timer(loop: loop).start(after: 60) { done = true }
+        LoopTimer(loop: loop).start(after: 60) { done = true }
         run(loop) { done }
         #expect(repeats == 4)
         #expect(!cancelledFired)
@@ -88,7 +88,7 @@ struct LoopTests {
     func stopFromAnotherThreadEndsRun(busyPollLimit: UInt64) throws {
         let loop = try Loop()
         loop.busyPollLimit = busyPollLimit
-        Timer(loop: loop).start(after: 60_000) {}  // Something to keep the loop busy.
+        LoopTimer(loop: loop).start(after: 60_000) {}  // Something to keep the loop busy.
         Thread {
             usleep(20_000)
             loop.execute { loop.stop() }
@@ -104,7 +104,7 @@ struct LoopTests {
     func stopBeforeRunMakesRunReturnAtOnce(busyPollLimit: UInt64) throws {
         let loop = try Loop()
         loop.busyPollLimit = busyPollLimit
-        Timer(loop: loop).start(after: 60_000) {}
+        LoopTimer(loop: loop).start(after: 60_000) {}
         loop.stop()
         let started = loop.now
         loop.run()
@@ -153,7 +153,7 @@ struct LoopTests {
             if remaining > 0 {
                 loop.execute { link(remaining - 1) }
             } else {
-                let rest = Timer(loop: loop)  // longer than the pause; timers are no events
+                let rest = LoopTimer(loop: loop)  // longer than the pause; timers are no events
                 rest.start(after: 30) {
                     log.pausedAfterRest = loop.isPollingPaused
                     rest.close()
@@ -178,7 +178,7 @@ struct LoopTests {
         let loop = try Loop()
         loop.busyPollLimit = 50_000_000
         var windows: [UInt64] = []
-        let ticker = Timer(loop: loop)
+        let ticker = LoopTimer(loop: loop)
         ticker.start(after: 1, repeatEvery: 1) {
             windows.append(loop.pollWindow)
             if windows.count == 40 {
@@ -199,7 +199,7 @@ struct LoopTests {
         loop.stop()
         loop.runOnce(blocking: false)
         var fired = false
-        Timer(loop: loop).start(after: 20) {
+        LoopTimer(loop: loop).start(after: 20) {
             fired = true
             loop.stop()
         }

@@ -71,7 +71,7 @@ struct TCPConnectionLifecycleTests {
         #expect(!server.isReading)
         client.write(Array("ping".utf8))
         var ticks = 0
-        let timer = Timer(loop: loop)
+        let timer = LoopTimer(loop: loop)
         timer.start(after: 50) { ticks += 1 }
         run(loop) { ticks == 1 }
         #expect(got.isEmpty)
@@ -112,7 +112,7 @@ struct TCPConnectionLifecycleTests {
         let (server, client) = try connectedPair(on: loop)
         server.startReading()
         client.write(Array(repeating: 1, count: 10))
-        _ = Timer(loop: loop)
+        _ = LoopTimer(loop: loop)
         #expect(loop.liveConnections == 2)
         closeCleanly(loop)
     }
@@ -131,7 +131,7 @@ struct TCPConnectionLifecycleTests {
         }
         run(loop) { connected == 3 }  // The kernel completes the handshakes from its backlog.
         var ticks = 0
-        let timer = Timer(loop: loop)
+        let timer = LoopTimer(loop: loop)
         timer.start(after: 50) { ticks += 1 }
         run(loop) { ticks == 1 }
         #expect(accepted.isEmpty)

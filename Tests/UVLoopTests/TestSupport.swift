@@ -6,7 +6,7 @@ import Testing
 func run(_ loop: Loop, seconds: UInt64 = 30, until done: () -> Bool,
          sourceLocation: SourceLocation = #_sourceLocation) {
     var timedOut = false
-    let watchdog = Timer(loop: loop)
+    let watchdog = LoopTimer(loop: loop)
     watchdog.start(after: seconds * 1000) { timedOut = true }
     while !done() && !timedOut {
         loop.runOnce()
@@ -30,18 +30,28 @@ func raiseFileLimit() {
 }
 
 /// A delegate made of closures, for tests that need one behaviour per connection.
-final class Callbacks: TCPConnectionDelegate {
+final class Callbacks: TransportDelegate {
     var onRead: (TCPConnection, UnsafeRawBufferPointer) -> Void = { _, _ in }
     var onEOF: (TCPConnection) -> Void = { $0.close() }
     var onFail: (TCPConnection, UVError) -> Void = { connection, _ in connection.close() }
     var onClose: (TCPConnection) -> Void = { _ in }
 
-    func connection(_ connection: TCPConnection, didRead bytes: UnsafeRawBufferPointer) {
+    func transport(_ transport: any Transport, didRead bytes: UnsafeRawBufferPointer) {
+        let connection = transport as! TCPConnection
         onRead(connection, bytes)
     }
-    func connectionDidReadEOF(_ connection: TCPConnection) { onEOF(connection) }
-    func connection(_ connection: TCPConnection, didFail error: UVError) { onFail(connection, error) }
-    func connectionDidClose(_ connection: TCPConnection) { onClose(connection) }
+    func transportDidReadEOF(_ transport: any Transport) {
+        let connection = transport as! TCPConnection
+        onEOF(connection)
+    }
+    func transport(_ transport: any Transport, didFail error: UVError) {
+        let connection = transport as! TCPConnection
+        onFail(connection, error)
+    }
+    func transportDidClose(_ transport: any Transport) {
+        let connection = transport as! TCPConnection
+        onClose(connection)
+    }
 }
 
 /// A small deterministic generator, so failures replay.

@@ -2,9 +2,9 @@ import CLibUV
 
 /// A libuv timer: fires once after a delay, or repeatedly, on the loop thread.
 ///
-/// The timer's handle lives until `close()` (or the loop's `close()`), even when the `Timer`
+/// The timer's handle lives until `close()` (or the loop's `close()`), even when the `LoopTimer`
 /// object is no longer referenced elsewhere: the handle's `data` keeps it alive.
-public final class Timer: LoopResource {
+public final class LoopTimer: LoopResource {
     /// The loop the timer runs on.
     public let loop: Loop
 
@@ -16,7 +16,7 @@ public final class Timer: LoopResource {
 
     /// Creates a stopped timer on `loop`. Called on the loop thread.
     public init(loop: Loop) {
-        loop.assertOnLoopThread("Timer.init")
+        loop.assertOnLoopThread("LoopTimer.init")
         self.loop = loop
         handle = .allocate(capacity: 1)
         uv_timer_init(loop.raw, handle)  // Cannot fail: it only fills in the struct.
@@ -30,7 +30,7 @@ public final class Timer: LoopResource {
         guard !isClosing else { return }
         self.callback = callback
         uv_timer_start(handle, { handle in
-            Unmanaged<Timer>.fromOpaque(handle!.pointee.data).takeUnretainedValue().didFire()
+            Unmanaged<LoopTimer>.fromOpaque(handle!.pointee.data).takeUnretainedValue().didFire()
         }, milliseconds, repeatEvery)
     }
 
@@ -50,7 +50,7 @@ public final class Timer: LoopResource {
         isClosing = true
         callback = nil
         uv_close(cuv_timer_as_handle(handle)) { handle in
-            Unmanaged<Timer>.fromOpaque(handle!.pointee.data).takeUnretainedValue().didClose()
+            Unmanaged<LoopTimer>.fromOpaque(handle!.pointee.data).takeUnretainedValue().didClose()
         }
     }
 
@@ -67,4 +67,4 @@ public final class Timer: LoopResource {
 }
 
 @available(*, unavailable)
-extension Timer: Sendable {}
+extension LoopTimer: Sendable {}
