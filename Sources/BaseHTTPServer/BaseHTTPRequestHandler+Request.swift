@@ -3,33 +3,36 @@ import HTTPParser
 /// The per-request machinery the connection drives: resetting the request attributes,
 /// dispatching to `doFOO()`, and ending the response. Called on the loop thread.
 extension BaseHTTPRequestHandler {
-    /// Starts a request whose head (and body) are in `exchange`: resets the attributes and
-    /// decides, as Python's `parse_request` does, whether the connection stays open.
-    func prepare(_ exchange: Exchange, connection: HTTPConnection) {
+    /// Starts a request whose head (and body) are in `exchange`: lends it to this handler,
+    /// resets the attributes and decides, as Python's `parse_request` does, whether the
+    /// connection stays open.
+    func prepare(_ exchange: Exchange) {
+        self.exchange = exchange
         exchange.beginRequest()
+        var close = true
         if let head = exchange.head {
             // Keep-alive for HTTP/1.1, or when asked and allowed.
-            closeConnection = !(head.isHTTP11OrLater && protocolIsHTTP11)
+            close = !(head.isHTTP11OrLater && protocolIsHTTP11)
             if head.connectionClose {
-                closeConnection = true
+                close = true
             } else if head.connectionKeepAlive && protocolIsHTTP11 && !head.isHTTP09 {
-                closeConnection = false
+                close = false
             }
-        } else {
-            closeConnection = true
         }
-        if withOwner({ $0.isShuttingDown }) { closeConnection = true }
-        connection.beginResponse(exchange)
+        closeConnection = close || server.isShuttingDown
+        exchange.beginResponse(bufferSize: server.configuration.responseBufferSize)
     }
 
-    /// Resets the request attributes for an error answered before a request was understood.
-    func prepareForError(requestLine: [UInt8], _ exchange: Exchange, connection: HTTPConnection) {
+    /// Starts the answer to an error found before a request was understood (`requestLine`
+    /// is what was read of its first line).
+    func prepareForError(requestLine: [UInt8], _ exchange: Exchange) {
+        self.exchange = exchange
         exchange.body.removeAll()
         exchange.head = nil
         exchange.beginRequest()
         exchange.requestLine = latin1String(requestLine)
         closeConnection = true
-        connection.beginResponse(exchange)
+        exchange.beginResponse(bufferSize: server.configuration.responseBufferSize)
     }
 
     /// Calls the `doFOO()` for the request's method.
@@ -60,21 +63,16 @@ extension BaseHTTPRequestHandler {
             isHTTP09: exchange.isHTTP09,
             canChunk: isHTTP11 && protocolIsHTTP11,
             echoKeepAlive: exchange.head != nil && !isHTTP11 && !closeConnection,
-            bufferSize: withOwner { $0.configuration.responseBufferSize })
+            bufferSize: exchange.responseBufferSize)
     }
 
     /// Ends the response's framing; logs a response that does not add up.
-    func completeResponse() {
-        guard connectionReference != nil else { return }
-        if withOwner({ $0.isShuttingDown }) { closeConnection = true }
-        var problem: String?
-        withResponse { exchange in
-            let outcome = exchange.completeResponseFraming(responseContext(exchange),
-                                                           closeConnection: closeConnection)
-            closeConnection = outcome.close
-            problem = outcome.problem
-        }
-        if let problem { logError(problem) }
+    func completeResponse(_ exchange: Exchange) {
+        if server.isShuttingDown { closeConnection = true }
+        let outcome = exchange.completeResponseFraming(responseContext(exchange),
+                                                       closeConnection: closeConnection)
+        closeConnection = outcome.close
+        if let problem = outcome.problem { logError(problem) }
     }
 }
 

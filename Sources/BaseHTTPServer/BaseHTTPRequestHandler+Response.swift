@@ -68,8 +68,7 @@ extension BaseHTTPRequestHandler {
 
     /// Sends what is buffered now (from `wfile.flush()`).
     func flushBody() {
-        guard let connection else { return }
-        let exchange = connection.work
+        guard let exchange, let connection else { return }
         if exchange.response.stage == .held {
             closeConnection = exchange.startStreaming(responseContext(exchange), closeConnection: closeConnection)
         }

@@ -1,38 +1,42 @@
 import Glibc
+import Synchronization
 import UVLoop
 
 /// A response that a handler finishes after `doFOO()` has returned.
 ///
-/// Write the response through the handler as usual, later, on the loop thread (from a `LoopTimer`
-/// or inside `perform(_:)`), then call `finish()`. Requests pipelined behind it wait until
-/// then. If the client has gone meanwhile, writes are dropped and `finish()` does nothing.
-public final class DeferredResponse: @unchecked Sendable {
-    // Sendable because `finish()` and `perform(_:)` hop to the loop thread before touching
-    // the handler. The loop thread is the one that made the response (inside `doFOO()`):
-    // `Loop.isOnLoopThread` would not do, since it is true for every thread while no thread
-    // runs the loop, as between two `handleRequest()` calls.
-    private let handler: BaseHTTPRequestHandler
+/// Write the response through the handler as usual, later, on the loop thread (from a
+/// `LoopTimer` or inside `perform(_:)`), then call `finish()`. Requests pipelined behind it
+/// wait until then. If the client has gone meanwhile, writes are dropped and `finish()` does
+/// nothing; the same holds once the server has stopped. Output written after `finish()` is
+/// dropped (and logged), never sent.
+public final class DeferredResponse: Sendable {
+    // Sendable: `isClientGone` is an atomic, and `finish()` and `perform(_:)` hop to the
+    // loop thread before touching the handler, which only the loop thread uses.
+    private let handlerBox: LoopBound<BaseHTTPRequestHandler>
     private let loop: Loop
-    private let loopThread = pthread_self()
-    private var finished = false
+    private let clientGone = Atomic<Bool>(false)
+    private let finished = Atomic<Bool>(false)
 
     init(handler: BaseHTTPRequestHandler) {
-        self.handler = handler
+        handlerBox = LoopBound(handler)
         loop = handler.server.loop
     }
 
-    private var isOnLoopThread: Bool {
-        pthread_equal(loopThread, pthread_self()) != 0 && loop.isOnLoopThread
+    /// Whether the client closed the connection before the response was finished. Safe
+    /// from any thread.
+    public var isClientGone: Bool { clientGone.load(ordering: .acquiring) }
+
+    /// Called on the loop thread when the connection closes with this response in progress.
+    func clientDidLeave() {
+        clientGone.store(true, ordering: .releasing)
     }
 
-    /// Whether the client closed the connection before the response was finished.
-    public var isClientGone: Bool { handler.connection == nil }
-
     /// Runs `body` with the handler on the loop thread: from any thread, a way to write the
-    /// response. It runs at once when called on the loop thread.
+    /// response. It runs at once when called on the loop thread; after the server stopped
+    /// serving for good (`serverClose()`), never.
     public func perform(_ body: @escaping @Sendable (BaseHTTPRequestHandler) -> Void) {
-        guard isOnLoopThread else {
-            loop.execute { self.perform(body) }
+        guard let handler = handlerBox.valueOnItsThread else {
+            loop.execute { [self] in perform(body) }
             return
         }
         body(handler)
@@ -40,12 +44,31 @@ public final class DeferredResponse: @unchecked Sendable {
 
     /// Ends the response and lets the connection go on. Any thread; twice is harmless.
     public func finish() {
-        guard isOnLoopThread else {
-            loop.execute { self.finish() }
+        guard let handler = handlerBox.valueOnItsThread else {
+            loop.execute { [self] in finish() }
             return
         }
-        guard !finished else { return }
-        finished = true
+        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
         handler.connection?.deferredResponseDidFinish()
+    }
+}
+
+/// A value that only the thread that made it may use: the loop thread, for a handler. The
+/// check is made at run time on every use, which is what makes handing the box to other
+/// threads sound.
+///
+/// The thread that made it, not "whoever runs the loop": between two `handleRequest()`
+/// calls no thread runs the loop, and a call from another thread must still hop.
+final class LoopBound<Value: AnyObject>: @unchecked Sendable {
+    private let value: Value
+    private let thread = pthread_self()
+
+    init(_ value: Value) {
+        self.value = value
+    }
+
+    /// The value, on the thread that made the box; nil on any other.
+    var valueOnItsThread: Value? {
+        pthread_equal(thread, pthread_self()) != 0 ? value : nil
     }
 }

@@ -51,6 +51,8 @@ final class Exchange {
     @exclusivity(unchecked) var responseStart = 0
     /// Whether output has reached the socket since the current response began.
     @exclusivity(unchecked) var responseFlushed = false
+    /// How much of a body is held to measure it (see `beginResponse`).
+    @exclusivity(unchecked) var responseBufferSize = 0
     /// The framing state of the response being produced.
     @exclusivity(unchecked) var response = ResponseState()
     /// Called when queued output has drained to half the high-water mark or below, for a body
@@ -67,6 +69,15 @@ final class Exchange {
     /// Whether the connection can hand this back: nothing waits to be parsed, answered or sent.
     var isDone: Bool {
         pending.isEmpty && output.isEmpty && response.stage == .none && onDrain == nil
+    }
+
+    /// Resets the response state for a new request, whose body is held up to `bufferSize`
+    /// bytes to measure it (`Configuration.responseBufferSize`, read once per request).
+    func beginResponse(bufferSize: Int) {
+        responseBufferSize = bufferSize
+        response.reset()
+        responseStart = output.count
+        responseFlushed = false
     }
 
     /// Starts the attributes of the request whose head (`head`, nil for an error answered

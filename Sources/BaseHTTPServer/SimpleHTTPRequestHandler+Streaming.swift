@@ -39,7 +39,10 @@ final class FileStreamer {
             complete()
             return
         }
-        let exchange = connection.work
+        guard let exchange = handler.exchange else {
+            complete()
+            return
+        }
         exchange.onDrain = { [self] in didDrain() }
         exchange.onAbandon = { [self] in didAbandon() }
         readNext()
@@ -70,7 +73,7 @@ final class FileStreamer {
             handler.flushBody()
             if offset >= end {
                 complete()
-            } else if connection.tcp.queuedBytes > handler.server.configuration.outputHighWaterMark / 2 {
+            } else if connection.transport.queuedBytes > handler.server.configuration.outputHighWaterMark / 2 {
                 waitingForDrain = true
             } else {
                 readNext()
@@ -100,8 +103,8 @@ final class FileStreamer {
 
     private func complete() {
         done = true
-        connection.exchange?.onDrain = nil
-        connection.exchange?.onAbandon = nil
+        handler.exchange?.onDrain = nil
+        handler.exchange?.onAbandon = nil
         file.close()
         deferred.finish()
     }

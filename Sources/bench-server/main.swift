@@ -19,5 +19,6 @@ let host = arguments.count > 2 ? arguments[2] : "127.0.0.1"
 let server = try HTTPServer((host, port), HelloHandler.self)
 server.configuration.idleTimeout = 3600
 server.configuration.maxConnections = 1_000_000
+server.configuration.busyPollLimit = 0.0001  // as `http-server`: a load-test target polls
 print("bench-server listening on \(host):\(server.serverPort)")
 try server.serveForever()

@@ -161,6 +161,9 @@ do {
     exit(1)
 }
 
+// Serving files is this process's whole work: poll briefly between close requests rather
+// than sleep (the library's default is off; see `Configuration.busyPollLimit`).
+server.configuration.busyPollLimit = 0.0001
 shutDownOnSignals(server)
 let host = server.serverAddress.host
 let urlHost = host.contains(":") ? "[\(host)]" : host

@@ -23,13 +23,15 @@ final class RunningServer: @unchecked Sendable {
 
     var port: Int { server.serverPort }
 
-    /// Shuts the server down and checks that `serveForever()` returned cleanly.
-    func stop(sourceLocation: SourceLocation = #_sourceLocation) {
+    /// Shuts the server down, checks that `serveForever()` returned cleanly, and closes the
+    /// server (its port and loop) unless `close` is false.
+    func stop(close: Bool = true, sourceLocation: SourceLocation = #_sourceLocation) {
         server.shutdown()
         let returned = stopped.wait(timeout: .now() + 20) == .success
         #expect(returned, "serveForever did not return", sourceLocation: sourceLocation)
         #expect(serveError == nil, "serveForever threw \(String(describing: serveError))",
                 sourceLocation: sourceLocation)
+        if returned && close { server.serverClose() }
     }
 
     func client() throws -> RawClient { try RawClient(port: port) }

@@ -113,7 +113,13 @@ struct ServerLifecycleTests {
     @Test func shutdownFromAnotherThreadWaitsForServeForeverToReturn() throws {
         let running = try RunningServer(HelloHandler.self)
         #expect(try exchange(running.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status == 200)
-        running.stop()  // waits; checks serveForever returned without error
+        running.stop(close: false)  // waits; checks serveForever returned without error
+        // As in Python, the socket stays bound until `serverClose()`: a new client waits in
+        // the backlog, unanswered.
+        let waiting = try RawClient(port: running.port, timeoutSeconds: 1)
+        try waiting.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(throws: (any Error).self) { try waiting.readResponse() }
+        running.server.serverClose()
         #expect(throws: (any Error).self) { try RawClient(port: running.port) }
     }
 

@@ -1,0 +1,371 @@
+/// What one HTTP connection does next, decided from what happened to it: a value with no I/O.
+///
+/// `HTTPConnection` feeds it events (input arrived, the parser found a head or the end of a
+/// request, the handler deferred or finished its response, output queued or drained, the
+/// peer half-closed, the transport failed or closed, the sweep timer ticked) and performs the
+/// `Action` each returns on its transport and handler. Every decision about a connection
+/// lives here: when to parse, dispatch, pause or resume reading, time out, linger or close.
+/// Times are the loop's milliseconds, wrapping (`UInt32`); nothing here reads a clock, so
+/// tests drive it with any times they like.
+///
+/// States × events (`—`: ignored; "close" is a graceful close, "abort" closes at once):
+///
+/// | event \ state          | idle        | head        | body        | expecting   | handling       | deferred       | closing        | closed |
+/// |------------------------|-------------|-------------|-------------|-------------|----------------|----------------|----------------|--------|
+/// | `didRead`              | parse¹      | parse¹      | parse¹      | buffer      | buffer         | buffer²        | discard        | discard|
+/// | `headStarted`          | → head      | —           | —           | —           | —              | —              | —              | —      |
+/// | `headReceived`         | → body / → expecting (Expect) | same | —  | —           | —              | —              | —              | —      |
+/// | `expectationAnswered`  | —           | —           | —           | → body / → handling³ | —     | —              | —              | —      |
+/// | `bodyProgressed`       | —           | —           | deadline↻   | —           | —              | —              | —              | —      |
+/// | `requestReceived`      | —           | —           | → handling: dispatch | —  | —              | —              | —              | —      |
+/// | `parseFailed`          | → handling³: reject | same | same        | —           | —              | —              | —              | —      |
+/// | `responseDeferred`     | —           | —           | —           | —           | → deferred     | —              | —              | —      |
+/// | `responseFinished`     | —           | —           | —           | —           | → idle: parse / → closing: close | same | —  | —      |
+/// | `outputQueued`         | pause reading above the high-water mark (any open state)                                  ||||||| —      |
+/// | `outputDrained`        | resume reading at half the mark, then parse (any open state)                              ||||||| —      |
+/// | `inputBuffered`        | pause reading above the input mark (any open state)                                       ||||||| —      |
+/// | `inputConsumed`        | resume reading at half the input mark                                                      ||||||| —      |
+/// | `peerClosed`           | close⁴      | close       | close       | close       | — (answer)     | — (answer)     | abort if sent  | —      |
+/// | `inputExhausted`       | close if the peer closed and nothing waits                 | — | — | —       | —              | —              | —      |
+/// | `tick` (deadlines)     | idle: close | head: 408³  | body: 408³  | —           | —              | —              | linger: abort  | —      |
+/// | `tick` (write stalled) | abort (any open state with queued output)                                                 ||||||| —      |
+/// | `shutdownRequested`    | close if nothing waits | — | —          | —           | —              | —              | —              | —      |
+/// | `transportFailed`      | abort       | abort       | abort       | abort       | abort          | abort          | abort          | —      |
+/// | `transportClosed`      | → closed    | → closed    | → closed    | → closed    | → closed       | → closed       | → closed       | —      |
+///
+/// ¹ unless reading is held back by unsent output, then buffer. ² input above
+/// `inputHighWaterMark` pauses reading. ³ the request was answered before all of it was read,
+/// so the close that follows lingers: it half-closes and reads until the client closes (or
+/// two seconds pass), so that the client is not reset before it has read the answer.
+/// ⁴ unless the peer's pipelined requests still wait behind unsent output: they are answered
+/// first.
+struct ConnectionStateMachine {
+    enum State: Equatable {
+        /// Between requests, no byte of the next one seen yet.
+        case idle
+        /// Part of a request head has arrived (the head deadline runs).
+        case head
+        /// The head is complete and the body is arriving (the body deadline runs).
+        case body
+        /// The handler decides on `Expect: 100-continue` before the body is read.
+        case expecting
+        /// The handler runs.
+        case handling
+        /// The handler returned without finishing its response; later requests wait.
+        case deferred
+        /// The last response is written (or being written); the connection is closing.
+        case closing
+        /// The transport has closed.
+        case closed
+    }
+
+    /// What the connection must do now.
+    enum Action: Equatable {
+        /// Nothing.
+        case none
+        /// Run the parser over the input (the new bytes, or what waits).
+        case parse
+        /// Keep the input for later: a response is in progress, or output is backed up.
+        case buffer
+        /// Drop the input: the connection is closing.
+        case discard
+        /// Ask the handler about the request's `Expect` before its body is read.
+        case answerExpectation
+        /// Run the handler for the request just received.
+        case dispatch
+        /// Answer the parse error, then close.
+        case reject
+        /// Answer 408 (the head or body took too long), then close.
+        case timeOut
+        /// Stop reading from the transport.
+        case stopReading
+        /// Start reading again, then parse what waits.
+        case resume
+        /// Send what is queued and close; half-close first and read until the client closes
+        /// when `linger` (it may still be sending).
+        case close(linger: Bool)
+        /// Close at once.
+        case abort
+    }
+
+    /// Deadlines in milliseconds; 0 turns one off.
+    struct Deadlines: Equatable {
+        var head: UInt32
+        var body: UInt32
+        var idle: UInt32
+        var write: UInt32
+        /// How long a closing connection reads and discards, waiting for the client to close.
+        var linger: UInt32 = 2000
+    }
+
+    private(set) var state = State.idle
+    /// When the current state began (for its deadline).
+    private(set) var since: UInt32
+    /// When queued output last made progress (for the write deadline).
+    private(set) var writeProgressAt: UInt32
+    /// Reading is held back because unsent output passed the high-water mark.
+    private(set) var outputBacklogged = false
+    /// Reading is held back because too much input waits behind a response.
+    private(set) var inputBacklogged = false
+    /// The peer half-closed: nothing more will arrive.
+    private(set) var peerClosed = false
+    /// The request in progress was answered before all of it was read (an error, a refused
+    /// expectation, a timeout): its remaining bytes may still arrive, so closing lingers.
+    private(set) var answeredEarly = false
+    /// The current close lingers (see `Action.close(linger:)`).
+    private(set) var lingering = false
+
+    init(now: UInt32) {
+        since = now
+        writeProgressAt = now
+    }
+
+    /// Whether input can be parsed now: a request is being received (or could start) and
+    /// no unsent output holds reading back.
+    var canParse: Bool {
+        switch state {
+        case .idle, .head, .body: !outputBacklogged
+        case .expecting, .handling, .deferred, .closing, .closed: false
+        }
+    }
+
+    /// Whether the handler's output belongs to a response in progress. Output at any other
+    /// time (after `finish()`, say) is dropped, never sent between two framed responses.
+    var acceptsOutput: Bool {
+        switch state {
+        case .expecting, .handling, .deferred: true
+        case .idle, .head, .body, .closing, .closed: false
+        }
+    }
+
+    /// Whether no request is under way (its parser state and buffers can be let go).
+    var isBetweenRequests: Bool {
+        switch state {
+        case .idle, .closing, .closed: true
+        case .head, .body, .expecting, .handling, .deferred: false
+        }
+    }
+
+    /// Whether reading should be on: nothing holds it back and more input can matter.
+    var wantsReading: Bool {
+        switch state {
+        case .closed: false
+        case .closing: lingering && !peerClosed
+        default: !outputBacklogged && !inputBacklogged && !peerClosed
+        }
+    }
+
+    // MARK: Input
+
+    /// Bytes arrived.
+    func didRead() -> Action {
+        switch state {
+        case .closing, .closed: .discard
+        default: canParse ? .parse : .buffer
+        }
+    }
+
+    /// Input waits unparsed (`buffered` bytes): above `highWaterMark`, reading pauses.
+    mutating func inputBuffered(_ buffered: Int, highWaterMark: Int) -> Action {
+        guard !inputBacklogged, buffered > highWaterMark, state != .closed else { return .none }
+        inputBacklogged = true
+        return .stopReading
+    }
+
+    /// Waiting input was parsed down to `buffered` bytes: at half the mark, reading resumes.
+    mutating func inputConsumed(_ buffered: Int, highWaterMark: Int) -> Action {
+        guard inputBacklogged, buffered <= highWaterMark / 2 else { return .none }
+        inputBacklogged = false
+        return wantsReading ? .resume : .none
+    }
+
+    /// The first bytes of a head arrived, not the whole head.
+    mutating func headStarted(now: UInt32) {
+        guard state == .idle else { return }
+        state = .head
+        since = now
+    }
+
+    /// A whole head arrived; `expects` is true when it has an `Expect` field to answer.
+    mutating func headReceived(expects: Bool, now: UInt32) -> Action {
+        guard state == .idle || state == .head else { return .none }
+        since = now
+        if expects {
+            state = .expecting
+            return .answerExpectation
+        }
+        state = .body
+        return .parse
+    }
+
+    /// The handler accepted the expectation (the body may come) or refused it (its answer is
+    /// the response; the connection then closes).
+    mutating func expectationAnswered(accepted: Bool, now: UInt32) -> Action {
+        guard state == .expecting else { return .none }
+        if accepted {
+            state = .body
+            since = now
+            return .parse
+        }
+        state = .handling
+        answeredEarly = true
+        return .none
+    }
+
+    /// Body bytes arrived: the body deadline starts again.
+    mutating func bodyProgressed(now: UInt32) {
+        if state == .body { since = now }
+    }
+
+    /// The whole request (head and body) is in.
+    mutating func requestReceived() -> Action {
+        guard state == .body else { return .none }
+        state = .handling
+        return .dispatch
+    }
+
+    /// The parser refused the input.
+    mutating func parseFailed() -> Action {
+        switch state {
+        case .idle, .head, .body:
+            state = .handling
+            answeredEarly = true
+            return .reject
+        default:
+            return .none
+        }
+    }
+
+    /// Everything the parser could take was parsed: if the peer has half-closed, nothing it
+    /// sent is left to answer (an unfinished request can never complete now).
+    mutating func inputExhausted(now: UInt32) -> Action {
+        guard peerClosed, canParse else { return .none }
+        return beginClose(linger: false, now: now)
+    }
+
+    // MARK: Responses
+
+    /// The handler returned without finishing; it will call `finish()` later.
+    mutating func responseDeferred() {
+        if state == .handling { state = .deferred }
+    }
+
+    /// The handler threw: its response (an error page, or what it sent) ends now, deferred
+    /// or not.
+    mutating func handlerThrew() {
+        if state == .deferred { state = .handling }
+    }
+
+    /// The response is complete. `keepAlive`: the connection may carry another request.
+    /// `inputWaits`: unparsed input is buffered (pipelined requests, or a refused body).
+    mutating func responseFinished(keepAlive: Bool, inputWaits: Bool, now: UInt32) -> Action {
+        guard state == .handling || state == .deferred else { return .none }
+        if !keepAlive {
+            return beginClose(linger: inputWaits || answeredEarly, now: now)
+        }
+        state = .idle
+        since = now
+        answeredEarly = false
+        return .parse
+    }
+
+    // MARK: Output
+
+    /// Output was handed to the transport; `queuedBefore` and `queuedAfter` are its unsent
+    /// bytes before and after. Above `highWaterMark`, reading pauses until it drains.
+    mutating func outputQueued(queuedBefore: Int, queuedAfter: Int, highWaterMark: Int,
+                               now: UInt32) -> Action {
+        if queuedBefore == 0 { writeProgressAt = now }
+        guard !outputBacklogged, queuedAfter > highWaterMark, state != .closed else { return .none }
+        outputBacklogged = true
+        return .stopReading
+    }
+
+    /// Queued output left (`queued` bytes still unsent). At half the high-water mark,
+    /// reading resumes and waiting input is parsed.
+    mutating func outputDrained(queued: Int, highWaterMark: Int, now: UInt32) -> Action {
+        writeProgressAt = now
+        guard outputBacklogged, queued <= highWaterMark / 2 else { return .none }
+        outputBacklogged = false
+        switch state {
+        case .closing, .closed: return .none
+        default: return .resume
+        }
+    }
+
+    // MARK: The peer and the transport
+
+    /// The peer half-closed. `inputWaits`: unparsed input is buffered; `outputQueued`:
+    /// output has not all left yet.
+    mutating func peerClosed(inputWaits: Bool, outputQueued: Bool, now: UInt32) -> Action {
+        peerClosed = true
+        switch state {
+        case .handling, .deferred, .closed:
+            return .none  // Answer it; the connection closes afterwards.
+        case .closing:
+            return outputQueued ? .none : .abort
+        case .idle where outputBacklogged && inputWaits:
+            return .none  // Pipelined requests still to answer once the client reads.
+        case .idle, .head, .body, .expecting:
+            return beginClose(linger: false, now: now)
+        }
+    }
+
+    /// The transport failed (a reset, a failed write): nothing more can be said.
+    func transportFailed() -> Action {
+        state == .closed ? .none : .abort
+    }
+
+    /// The transport is closed.
+    mutating func transportClosed() {
+        state = .closed
+    }
+
+    /// The half-close of a closing connection completed (`failed`: it could not be done).
+    func shutdownCompleted(failed: Bool, shuttingDown: Bool) -> Action {
+        guard state == .closing else { return .none }
+        return failed || peerClosed || shuttingDown || !lingering ? .abort : .none
+    }
+
+    // MARK: Time and shutdown
+
+    /// The sweep timer's tick: enforces the deadline of the current state.
+    /// `outputQueued`: output has not all left; `inputWaits`: unparsed input is buffered.
+    mutating func tick(now: UInt32, deadlines: Deadlines, outputQueued: Bool, inputWaits: Bool) -> Action {
+        if state == .closed { return .none }
+        if outputQueued, expired(writeProgressAt, deadlines.write, now) { return .abort }
+        switch state {
+        case .head where expired(since, deadlines.head, now),
+             .body where expired(since, deadlines.body, now):
+            state = .handling
+            answeredEarly = true
+            return .timeOut
+        case .idle where !inputWaits && expired(since, deadlines.idle, now):
+            return beginClose(linger: false, now: now)
+        case .closing where expired(since, deadlines.linger, now):
+            return .abort
+        default:
+            return .none
+        }
+    }
+
+    /// The server is shutting down: an idle connection closes now; one in flight finishes
+    /// its response first (and closes then).
+    mutating func shutdownRequested(inputWaits: Bool, outputWaits: Bool, now: UInt32) -> Action {
+        guard state == .idle, !inputWaits, !outputWaits else { return .none }
+        return beginClose(linger: false, now: now)
+    }
+
+    private mutating func beginClose(linger: Bool, now: UInt32) -> Action {
+        state = .closing
+        since = now
+        lingering = linger
+        return .close(linger: linger)
+    }
+
+    /// Whether `limit` milliseconds (0: no deadline) have passed since `start`. Times wrap
+    /// every 49.7 days, which no deadline comes near, so the difference is always right.
+    private func expired(_ start: UInt32, _ limit: UInt32, _ now: UInt32) -> Bool {
+        limit > 0 && now &- start >= limit
+    }
+}
