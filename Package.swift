@@ -21,7 +21,7 @@ let package = Package(
         // The request parser is pure Swift over bytes, so it can be fuzzed and benchmarked alone.
         .target(name: "HTTPParser"),
         .target(name: "BaseHTTPServer", dependencies: ["UVLoop", "HTTPParser"]),
-        .executableTarget(name: "http-server", dependencies: ["BaseHTTPServer"]),
+        .executableTarget(name: "http-server", dependencies: ["BaseHTTPServer", "UVLoop"]),
         // The handler Scripts/bench measures: "Hello, World!" through BaseHTTPRequestHandler.
         .executableTarget(name: "bench-server", dependencies: ["BaseHTTPServer"]),
         .executableTarget(name: "soak-server", dependencies: ["BaseHTTPServer", "UVLoop"]),

@@ -1,5 +1,6 @@
 // http-server: serves a directory over HTTP, like `python3 -m http.server`, on one libuv loop.
 import BaseHTTPServer
+import UVLoop
 import Glibc
 
 let usage = """
@@ -106,35 +107,27 @@ final class Handler10: SimpleHTTPRequestHandler {
     override class var protocolVersion: String { "HTTP/1.0" }
 }
 
-/// Blocks SIGINT and SIGTERM in every thread (call it before any thread starts) and starts a
-/// thread that waits for them with `sigwait` and shuts `server` down: a signal handler
-/// cannot safely run Swift code, a thread that was woken by the signal can.
+/// Shuts `server` down at SIGINT or SIGTERM. The signals arrive as loop events (libuv's
+/// signal watcher), so the shutdown runs on the loop thread like any handler code.
 func shutDownOnSignals(_ server: HTTPServer) {
+    // A parent may hand the signals down blocked (a blocked mask survives exec).
     var signals = sigset_t()
     sigemptyset(&signals)
     sigaddset(&signals, SIGINT)
     sigaddset(&signals, SIGTERM)
-    pthread_sigmask(SIG_BLOCK, &signals, nil)
-    let context = Unmanaged.passRetained(server).toOpaque()
-    var thread = pthread_t()
-    let status = pthread_create(&thread, nil, { context in
-        let server = Unmanaged<HTTPServer>.fromOpaque(context!).takeRetainedValue()
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGINT)
-        sigaddset(&signals, SIGTERM)
-        var received: Int32 = 0
-        while sigwait(&signals, &received) != 0 {}
-        let name = received == SIGINT ? "interrupt" : "SIGTERM"
-        writeOut(STDERR_FILENO, "\n\(name) received, shutting down.\n")
-        server.shutdown()
-        return nil
-    }, context)
-    guard status == 0 else {
-        writeOut(STDERR_FILENO, "http-server: cannot start the signal thread (error \(status))\n")
-        exit(1)
+    pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+    for number in [SIGINT, SIGTERM] {
+        do {
+            _ = try SignalWatcher(loop: server.loop, signal: number) { received in
+                let name = received == SIGINT ? "interrupt" : "SIGTERM"
+                writeOut(STDERR_FILENO, "\n\(name) received, shutting down.\n")
+                server.shutdown()
+            }
+        } catch {
+            writeOut(STDERR_FILENO, "http-server: cannot watch signal \(number): \(error)\n")
+            exit(1)
+        }
     }
-    pthread_detach(thread)
 }
 
 signal(SIGPIPE, SIG_IGN)
