@@ -253,7 +253,7 @@ struct APIEdgeTests {
         try client.send("GET /last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         let last = try #require(try client.readResponse())
         #expect(last.statusLine == "HTTP/1.1 200 OK")
-        #expect(last.bodyText == "/last 1")
+        #expect(last.bodyText == "/last 2")  // Host and Connection
         #expect(try client.readToEOF().isEmpty, "bytes after the last response")
         // Three access-log lines, and at least one more: the notice that bytes were dropped.
         let lines = server.probe.lines.value
