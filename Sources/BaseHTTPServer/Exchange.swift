@@ -8,8 +8,12 @@ import HTTPParser
 /// once the response has left and nothing waits (`HTTPConnection.returnExchange()`). So an
 /// idle keep-alive connection owns none of this, and the busy ones share a few warm ones.
 ///
-/// Loop-confined, with no access overlapping another, so the fields are
-/// `@exclusivity(unchecked)` (see `HTTPConnection`).
+/// Owned by its connection while lent (`HTTPConnection.exchange`), borrowed by the handler
+/// while a response is in progress (`BaseHTTPRequestHandler.exchange`), owned by the server's
+/// pool while spare. Only the loop thread touches it, and no access to a field overlaps
+/// another (no `inout` is held across a call out), so the fields are
+/// `@exclusivity(unchecked)`: with the dynamic checks (about 60 per request) a request costs
+/// 10,927 instructions instead of 6,187 (Scripts/callgrind, S2's shape).
 final class Exchange {
     // MARK: Input
 

@@ -1,96 +1,125 @@
 import Glibc
 import UVLoop
 
+/// An open file a response body is read from (Python's file object in `Body`). It owns its
+/// descriptor and closes it once: on `close()`, or when the last reference goes.
+public final class OpenFile {
+    /// The descriptor, or -1 once closed.
+    public private(set) var descriptor: Int32
+
+    /// Takes ownership of an open descriptor.
+    public init(adopting descriptor: Int32) {
+        self.descriptor = descriptor
+    }
+
+    deinit { close() }
+
+    /// Closes the descriptor. Calling it twice is harmless.
+    public func close() {
+        guard descriptor >= 0 else { return }
+        Glibc.close(descriptor)
+        descriptor = -1
+    }
+
+    /// Reads up to `buffer.count` bytes at `offset` (`pread`, retried when interrupted).
+    /// - Returns: the number of bytes read (0 at the end of the file), or nil on an error.
+    func read(into buffer: UnsafeMutableRawBufferPointer, at offset: Int) -> Int? {
+        guard descriptor >= 0, let base = buffer.baseAddress else { return nil }
+        while true {
+            let count = pread(descriptor, base, buffer.count, off_t(offset))
+            if count >= 0 { return count }
+            if errno != EINTR { return nil }
+        }
+    }
+}
+
+@available(*, unavailable)
+extension OpenFile: Sendable {}
+
 /// Streams a range of an open file into one connection, a chunk at a time, under backpressure.
 ///
-/// The response is deferred; each chunk is read on libuv's thread pool and handed to the
-/// connection, and the next read starts at once while the connection's queued output is at or
-/// below half its high-water mark, or else when the connection's `onDrain` says it got there.
-/// At most one read is in flight, so the server holds about one chunk plus half the high-water
-/// mark per download. If the connection closes first, `onAbandon` stops the stream; the file is
-/// closed in every case. Everything runs on the loop thread.
+/// File I/O in `SimpleHTTPRequestHandler` has one design: opens, `fstat`s and reads happen on
+/// the loop thread with plain system calls, as nginx and lighttpd do by default. A read that
+/// hits the page cache costs less than a hand-off to a thread pool (a futex wake-up each way);
+/// what keeps a large download from holding up other connections is that it goes one chunk
+/// per loop turn: the next chunk is read only when the connection's queued output is at or
+/// below half its high-water mark (on the next turn, or when `onDrain` says it got there). So
+/// the server holds about one chunk plus half the high-water mark per download. If the
+/// connection closes first, `onAbandon` stops the stream; the file is closed in every case.
 final class FileStreamer {
     private let handler: BaseHTTPRequestHandler
     private let connection: HTTPConnection
-    private let file: File
+    private let file: OpenFile
     private let deferred: DeferredResponse
-    private let chunkSize: Int
+    private var chunk: [UInt8]
     private var offset: Int
     private let end: Int
-    private var reading = false
+    /// Runs the next chunk on the next loop turn when the last one left at once.
+    private var nextTurn: LoopTimer?
     private var waitingForDrain = false
     private var done = false
 
-    init(handler: BaseHTTPRequestHandler, connection: HTTPConnection, file: File,
+    init(handler: BaseHTTPRequestHandler, connection: HTTPConnection, file: OpenFile,
          range: Range<Int>, chunkSize: Int) {
         self.handler = handler
         self.connection = connection
         self.file = file
-        self.chunkSize = max(chunkSize, 4096)
+        chunk = [UInt8](repeating: 0, count: min(max(chunkSize, 4096), max(range.count, 1)))
         offset = range.lowerBound
         end = range.upperBound
         deferred = handler.deferResponse()
     }
 
-    /// Installs the connection hooks and reads the first chunk. The hooks hold this streamer
+    /// Installs the connection hooks and sends the first chunk. The hooks hold this streamer
     /// until it ends.
     func start() {
-        guard offset < end else {
-            complete()
-            return
-        }
-        guard let exchange = handler.exchange else {
+        guard let exchange = handler.exchange, offset < end else {
             complete()
             return
         }
         exchange.onDrain = { [self] in didDrain() }
         exchange.onAbandon = { [self] in didAbandon() }
-        readNext()
+        sendChunk()
     }
 
-    private func readNext() {
-        guard !done, !reading else { return }
-        reading = true
-        file.read(count: min(chunkSize, end - offset), at: offset) { [self] result in
-            didRead(result)
-        }
+    private var isBackedUp: Bool {
+        connection.transport.queuedBytes > handler.server.configuration.outputHighWaterMark / 2
     }
 
-    private func didRead(_ result: Result<UnsafeRawBufferPointer, UVError>) {
-        reading = false
-        guard !done else {
-            file.close()  // Abandoned while this read was in flight.
+    /// Reads and sends one chunk, then arranges for the next.
+    private func sendChunk() {
+        guard !done else { return }
+        let wanted = min(chunk.count, end - offset)
+        let read = chunk.withUnsafeMutableBytes { file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<wanted]), at: offset) }
+        guard let read, read > 0 else {
+            fail(read == nil ? "read failed: \(String(cString: strerror(errno)))" : "file ended early")
             return
         }
-        switch result {
-        case .failure(let error):
-            fail("read failed: \(error)")
-        case .success(let bytes) where bytes.isEmpty:
-            fail("file ended early")
-        case .success(let bytes):
-            offset += bytes.count
-            handler.writeBody(bytes)
-            handler.flushBody()
-            if offset >= end {
-                complete()
-            } else if connection.transport.queuedBytes > handler.server.configuration.outputHighWaterMark / 2 {
-                waitingForDrain = true
-            } else {
-                readNext()
-            }
+        offset += read
+        chunk.withUnsafeBytes { handler.writeBody(UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
+        handler.flushBody()
+        if offset >= end {
+            complete()
+        } else if isBackedUp {
+            waitingForDrain = true
+        } else {
+            let timer = nextTurn ?? LoopTimer(loop: handler.server.loop)
+            nextTurn = timer
+            timer.start(after: 0) { [self] in sendChunk() }
         }
     }
 
     private func didDrain() {
         guard waitingForDrain else { return }
         waitingForDrain = false
-        readNext()
+        sendChunk()
     }
 
-    /// The connection closed mid-stream: stop; close the file now or when the read returns.
+    /// The connection closed mid-stream: stop.
     private func didAbandon() {
         done = true
-        if !reading { file.close() }
+        nextTurn?.close()
+        file.close()
     }
 
     /// The head has gone out already, so a failure can only cut the response short: the
@@ -103,6 +132,7 @@ final class FileStreamer {
 
     private func complete() {
         done = true
+        nextTurn?.close()
         handler.exchange?.onDrain = nil
         handler.exchange?.onAbandon = nil
         file.close()

@@ -1,5 +1,4 @@
 import Glibc
-import UVLoop
 
 /// Serves the files under a directory for `GET` and `HEAD`: Python's `SimpleHTTPRequestHandler`.
 ///
@@ -7,9 +6,9 @@ import UVLoop
 /// `Content-type` from the extension, `Last-Modified`, `If-Modified-Since` → 304), plus what
 /// Python lacks: a single `Range` → 206 (416 when unsatisfiable); a request path that would
 /// leave the directory (`..`, `%2e%2e`, an encoded slash, NUL, a symbolic link pointing
-/// outside) → 404; files above `smallFileLimit` stream from libuv's thread pool chunk by chunk,
-/// a chunk read only when the client has taken the last, so a big download never blocks the
-/// loop nor sits in memory.
+/// outside) → 404; files above `smallFileLimit` stream a chunk per loop turn, a chunk read only
+/// when the client has taken most of the last, so a big download never holds up other
+/// connections nor sits in memory.
 ///
 /// The directory served is, in order: the server's `directory` when the server is a
 /// `DirectoryHTTPServer`, else the class's `directory` (override it), which defaults to the
@@ -19,8 +18,8 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     public enum Body {
         /// Bytes already in memory (a directory listing).
         case bytes([UInt8])
-        /// The bytes `range` of an open file. Whoever holds the file closes it.
-        case file(File, range: Range<Int>)
+        /// The bytes `range` of an open file. Whoever holds the file closes it (or lets it go).
+        case file(OpenFile, range: Range<Int>)
     }
 
     // MARK: Class-level settings. Subclasses override these.
@@ -42,11 +41,11 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
          ".bz2": "application/x-bzip2", ".xz": "application/x-xz"]
     }
 
-    /// Files up to this size are read at once on the loop thread (a page-cache read of 64 KiB
-    /// takes microseconds); larger ones stream from the thread pool. Subclasses may override.
+    /// Files up to this size are read and sent at once; larger ones stream a chunk per loop
+    /// turn under backpressure (see `FileStreamer`). Subclasses may override.
     open class var smallFileLimit: Int { 64 * 1024 }
 
-    /// How much a streamed file reads per thread-pool request. Subclasses may override.
+    /// How much a streamed file reads per loop turn. Subclasses may override.
     open class var streamChunkSize: Int { 256 * 1024 }
 
     // MARK: Per connection
@@ -176,7 +175,7 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
             sendError(404, message: "File not found")
             return nil
         }
-        let file = File(adopting: descriptor, loop: server.loop)
+        let file = OpenFile(adopting: descriptor)
         var info = stat()
         // Only regular files: a FIFO or a device would hold a thread-pool thread for ever.
         guard fstat(descriptor, &info) == 0, info.st_mode & Glibc.S_IFMT == Glibc.S_IFREG else {
@@ -247,16 +246,15 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
         endHeaders()
     }
 
-    /// Reads a small file's range with `pread` and writes it.
-    private func writeAtOnce(_ file: File, _ range: Range<Int>) {
+    /// Reads a small file's range and writes it.
+    private func writeAtOnce(_ file: OpenFile, _ range: Range<Int>) {
         var bytes = [UInt8](repeating: 0, count: range.count)
         var filled = 0
         let ok = bytes.withUnsafeMutableBytes { buffer -> Bool in
             while filled < range.count {
-                let count = pread(file.descriptor, buffer.baseAddress! + filled, range.count - filled,
-                                  off_t(range.lowerBound + filled))
-                if count < 0 && errno == EINTR { continue }
-                guard count > 0 else { return false }
+                let rest = UnsafeMutableRawBufferPointer(rebasing: buffer[filled...])
+                guard let count = file.read(into: rest, at: range.lowerBound + filled), count > 0
+                else { return false }
                 filled += count
             }
             return true
