@@ -75,36 +75,3 @@ extension BaseHTTPRequestHandler {
         if let problem = outcome.problem { logError(problem) }
     }
 }
-
-/// The methods with a `doFOO()` of their own.
-enum Method {
-    case get, head, post, put, delete, patch, options, trace, connect, other
-
-    /// The method named by `bytes[range]` (the request's method token).
-    @inline(__always)
-    init(_ bytes: [UInt8], _ range: Range<Int>) {
-        // Methods are at most 7 bytes here: compare them as one little-endian integer.
-        guard range.count <= 7 else {
-            self = .other
-            return
-        }
-        var word: UInt64 = 0
-        var shift: UInt64 = 0
-        for index in range {
-            word |= UInt64(bytes[index]) << shift
-            shift += 8
-        }
-        switch word {
-        case 0x54_45_47: self = .get  // "GET", the last byte highest
-        case 0x54_55_50: self = .put
-        case 0x44_41_45_48: self = .head
-        case 0x54_53_4F_50: self = .post
-        case 0x48_43_54_41_50: self = .patch
-        case 0x45_43_41_52_54: self = .trace
-        case 0x45_54_45_4C_45_44: self = .delete
-        case 0x53_4E_4F_49_54_50_4F: self = .options
-        case 0x54_43_45_4E_4E_4F_43: self = .connect
-        default: self = .other
-        }
-    }
-}

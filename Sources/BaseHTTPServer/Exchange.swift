@@ -34,7 +34,7 @@ final class Exchange {
     @exclusivity(unchecked) var body: [UInt8] = []
     // What the request path asks of the head most often, read from it once in
     // `beginRequest()`.
-    @exclusivity(unchecked) var methodKind = Method.other
+    @exclusivity(unchecked) var methodKind = KnownMethod.other
     @exclusivity(unchecked) var isHTTP09 = false
     /// The handler's attributes, made when first read.
     @exclusivity(unchecked) var command: String? { didSet { hasAttributes = true } }
@@ -88,7 +88,7 @@ final class Exchange {
     /// before a request line was understood) and body are in place.
     func beginRequest() {
         if let head {
-            methodKind = Method(headBytes, head.method)
+            methodKind = head.knownMethod
             isHTTP09 = head.isHTTP09
         } else {
             methodKind = .other

@@ -52,6 +52,7 @@ public struct RequestHead: Sendable, Equatable {
     final class Storage: @unchecked Sendable {
         @usableFromInline @exclusivity(unchecked) var requestLine: Range<Int> = 0..<0
         @usableFromInline @exclusivity(unchecked) var method: Range<Int> = 0..<0
+        @usableFromInline @exclusivity(unchecked) var knownMethod = KnownMethod.other
         @usableFromInline @exclusivity(unchecked) var target: Range<Int> = 0..<0
         @usableFromInline @exclusivity(unchecked) var version: Range<Int>? = nil
         @usableFromInline @exclusivity(unchecked) var versionMajor = 0
@@ -69,6 +70,7 @@ public struct RequestHead: Sendable, Equatable {
         init(copying other: Storage) {
             requestLine = other.requestLine
             method = other.method
+            knownMethod = other.knownMethod
             target = other.target
             version = other.version
             versionMajor = other.versionMajor
@@ -105,6 +107,11 @@ public struct RequestHead: Sendable, Equatable {
         set { makeUnique(); storage.method = newValue }
     }
     /// The request target, e.g. `/index.html`.
+    /// The method, when it is one of the methods RFC 9110 and RFC 5789 define.
+    public var knownMethod: KnownMethod {
+        @inlinable get { storage.knownMethod }
+        set { makeUnique(); storage.knownMethod = newValue }
+    }
     public var target: Range<Int> {
         @inlinable get { storage.target }
         set { makeUnique(); storage.target = newValue }
@@ -167,7 +174,8 @@ public struct RequestHead: Sendable, Equatable {
     public static func == (lhs: RequestHead, rhs: RequestHead) -> Bool {
         let (l, r) = (lhs.storage, rhs.storage)
         return l === r
-            || (l.requestLine == r.requestLine && l.method == r.method && l.target == r.target
+            || (l.requestLine == r.requestLine && l.method == r.method
+                && l.knownMethod == r.knownMethod && l.target == r.target
                 && l.version == r.version && l.versionMajor == r.versionMajor
                 && l.versionMinor == r.versionMinor && l.fields == r.fields
                 && l.framing == r.framing && l.connectionClose == r.connectionClose
@@ -186,6 +194,7 @@ public struct RequestHead: Sendable, Equatable {
         let s = storage
         s.requestLine = 0..<0
         s.method = 0..<0
+        s.knownMethod = .other
         s.target = 0..<0
         s.version = nil
         s.versionMajor = 0

@@ -107,6 +107,7 @@ extension RequestParser {
             method = tokenPrefix.withBytes(or: .other, KnownMethod.classify)
         }
         head.storage.method = lineStart..<base + i
+        head.storage.knownMethod = method
         i += 1
         state = .targetStart
         return .proceed

@@ -91,6 +91,7 @@ extension RequestParser {
         // The whole head is plain: record it as the state machine would have.
         storage.requestLine = 0..<lineEnd
         storage.method = 0..<methodEnd
+        storage.knownMethod = knownMethod
         storage.target = targetStart..<targetEnd
         storage.version = versionStart..<lineEnd
         storage.versionMajor = 1

@@ -41,25 +41,36 @@ struct TokenPrefix: Sendable {
     }
 }
 
-/// The methods whose request-target form the parser checks.
-enum KnownMethod: UInt8, Sendable {
-    /// Any other method.
+/// The methods RFC 9110 and RFC 5789 define, found once by the parser for everyone above it:
+/// the parser checks the target form of `CONNECT` and `OPTIONS` and that HTTP/0.9 is `GET`;
+/// a server dispatches on it. Methods are case-sensitive: `get` is `.other`.
+public enum KnownMethod: UInt8, Sendable {
+    /// Any other method (the token itself is in the head's `method` span).
     case other
-    /// `GET`: the only method HTTP/0.9 has.
-    case get
-    /// `CONNECT`: takes the authority form (`host:port`) and only that.
+    case get, head, post, put, delete, patch
+    /// Takes the authority form (`host:port`) and only that.
     case connect
-    /// `OPTIONS`: the only method that may take the asterisk form (`*`).
+    /// The only method that may take the asterisk form (`*`).
     case options
+    case trace
 
-    /// Classifies a method token (methods are case-sensitive).
+    /// Classifies a method token of `count` bytes at `bytes`.
     static func classify(_ bytes: UnsafePointer<UInt8>, _ count: Int) -> KnownMethod {
-        switch count {
-        case 3: ASCII.equals(bytes, count, "GET") ? .get : .other
-        case 7:
-            ASCII.equals(bytes, count, "CONNECT")
-                ? .connect : ASCII.equals(bytes, count, "OPTIONS") ? .options : .other
-        default: .other
+        // The known methods are 3 to 7 bytes: compare them as one little-endian integer.
+        guard count >= 3 && count <= 7 else { return .other }
+        var word: UInt64 = 0
+        for index in 0..<count { word |= UInt64(bytes[index]) << UInt64(8 * index) }
+        switch word {
+        case 0x54_45_47: return .get  // "GET", the last byte highest
+        case 0x54_55_50: return .put
+        case 0x44_41_45_48: return .head
+        case 0x54_53_4F_50: return .post
+        case 0x48_43_54_41_50: return .patch
+        case 0x45_43_41_52_54: return .trace
+        case 0x45_54_45_4C_45_44: return .delete
+        case 0x53_4E_4F_49_54_50_4F: return .options
+        case 0x54_43_45_4E_4E_4F_43: return .connect
+        default: return .other
         }
     }
 }

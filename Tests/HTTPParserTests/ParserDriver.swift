@@ -24,6 +24,7 @@ enum Outcome: Equatable, CustomStringConvertible {
 struct HeadSummary: Equatable, CustomStringConvertible {
     var requestLine: String
     var method: String
+    var knownMethod: KnownMethod
     var target: String
     var version: String?
     var major: Int
@@ -113,7 +114,7 @@ struct ParserDriver {
         }
         return HeadSummary(
             requestLine: text(head.requestLine), method: text(head.method),
-            target: text(head.target), version: head.version.map(text),
+            knownMethod: head.knownMethod, target: text(head.target), version: head.version.map(text),
             major: head.versionMajor, minor: head.versionMinor,
             fields: head.fields.map { "\(text($0.name)): \(text($0.value))" },
             framing: head.framing, close: head.connectionClose,
