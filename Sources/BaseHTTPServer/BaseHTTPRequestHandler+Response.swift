@@ -133,31 +133,26 @@ private func writeLogNumber(_ number: Int?, to output: UnsafeMutablePointer<UInt
         output.pointee = UInt8(ascii: "-")
         output += 1
     }
-    var rest = number.magnitude
-    var digitCount = 1
-    var scale: UInt = 10
-    while rest >= scale && digitCount < 20 {
-        digitCount += 1
-        scale = scale &* 10
-    }
-    var position = output + digitCount
-    repeat {
-        position -= 1
-        position.pointee = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
-        rest /= 10
-    } while position > output
-    return output + digitCount
+    return output + writeDecimal(number.magnitude, digits: decimalDigitCount(number.magnitude), to: output)
 }
 
 /// Writes a whole line to standard error with one system call, so that lines from several
 /// servers in one process do not interleave.
 func writeToStandardError(_ line: String) {
-    var line = line
-    line.withUTF8 { bytes in
+    writeAll(to: STDERR_FILENO, line)
+}
+
+/// Writes `text` to `descriptor` at once, unbuffered, retrying when interrupted (stdio's
+/// streams are not concurrency-safe in Swift 6, and a piped stdout would hold a line back).
+/// For the package's executables too.
+package func writeAll(to descriptor: Int32, _ text: String) {
+    var text = text
+    text.withUTF8 { bytes in
         var offset = 0
         while offset < bytes.count {
-            let written = Glibc.write(STDERR_FILENO, bytes.baseAddress! + offset, bytes.count - offset)
-            if written <= 0 { return }
+            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            guard written > 0 else { return }
             offset += written
         }
     }

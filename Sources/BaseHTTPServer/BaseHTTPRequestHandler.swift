@@ -254,9 +254,10 @@ open class BaseHTTPRequestHandler {
             return
         }
         if field == .connection {
-            if asciiCaseInsensitiveEquals(value, "close") {
+            // The value has passed the header check: no CR, LF or NUL.
+            if withUTF8(of: value, { ASCII.equalsIgnoringCase($0, "close") }) {
                 closeConnection = true
-            } else if asciiCaseInsensitiveEquals(value, "keep-alive") {
+            } else if withUTF8(of: value, { ASCII.equalsIgnoringCase($0, "keep-alive") }) {
                 closeConnection = false
             }
         }

@@ -65,21 +65,10 @@ struct ByteBuffer: ~Copyable {
 
     /// Appends the decimal digits of a non-negative integer.
     mutating func appendDecimal(_ value: Int) {
-        var rest = UInt(max(value, 0))
-        var digits = 1
-        var scale: UInt = 10
-        while rest >= scale && digits < 20 {
-            digits += 1
-            scale = scale &* 10
-        }
+        let magnitude = UInt(max(value, 0))
+        let digits = decimalDigitCount(magnitude)
         if count + digits > capacity { grow(to: count + digits) }
-        var index = count + digits
-        repeat {
-            index -= 1
-            base!.storeBytes(of: UInt8(ascii: "0") + UInt8(rest % 10), toByteOffset: index, as: UInt8.self)
-            rest /= 10
-        } while index > count
-        count += digits
+        count += writeDecimal(magnitude, digits: digits, to: (base! + count).assumingMemoryBound(to: UInt8.self))
     }
 
     /// Appends a non-negative integer in lowercase hexadecimal (a chunk size).
@@ -120,4 +109,30 @@ struct ByteBuffer: ~Copyable {
         base = newBase
         capacity = newCapacity
     }
+}
+
+/// How many decimal digits `value` has.
+@inline(__always)
+func decimalDigitCount(_ value: UInt) -> Int {
+    var digits = 1
+    var scale: UInt = 10
+    while value >= scale && digits < 20 {
+        digits += 1
+        scale = scale &* 10
+    }
+    return digits
+}
+
+/// Writes the `digits` decimal digits of `value` at `output` (the one decimal writer of the
+/// response and log paths). Returns `digits`.
+@inline(__always)
+func writeDecimal(_ value: UInt, digits: Int, to output: UnsafeMutablePointer<UInt8>) -> Int {
+    var rest = value
+    var position = output + digits
+    repeat {
+        position -= 1
+        position.pointee = UInt8(ascii: "0") &+ UInt8(truncatingIfNeeded: rest % 10)
+        rest /= 10
+    } while position > output
+    return digits
 }

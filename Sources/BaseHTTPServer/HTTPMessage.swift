@@ -80,7 +80,7 @@ public struct HTTPMessage: Sequence, Sendable {
         guard range.count == name.count else { return false }
         var index = range.lowerBound
         for byte in name {
-            if asciiLowercase(bytes[index]) != asciiLowercase(byte) { return false }
+            if ASCII.lowercase(bytes[index]) != ASCII.lowercase(byte) { return false }
             index += 1
         }
         return true
@@ -96,11 +96,6 @@ extension HTTPMessage: CustomStringConvertible {
     public var description: String {
         map { "\($0.name): \($0.value)\r\n" }.joined()
     }
-}
-
-@inline(__always)
-func asciiLowercase(_ byte: UInt8) -> UInt8 {
-    byte &- 0x41 < 26 ? byte | 0x20 : byte
 }
 
 /// Decodes bytes as ISO-8859-1, as Python does for request lines and header fields: ASCII

@@ -1,3 +1,5 @@
+import HTTPParser
+
 /// How far the current response has got, and how its body is framed on the wire.
 ///
 /// Python's handler writes its head into a buffer and its body straight to the socket; here
@@ -87,9 +89,9 @@ extension Exchange {
                 guard isSafeHeaderText(name), isSafeHeaderText(value) else { return nil }
                 response.head.appendHeaderLine(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value))
                 switch name.count {
-                case 10 where asciiCaseInsensitiveEquals(name, "connection"): return .connection
-                case 14 where asciiCaseInsensitiveEquals(name, "content-length"): return .contentLength
-                case 17 where asciiCaseInsensitiveEquals(name, "transfer-encoding"): return .transferEncoding
+                case 10 where ASCII.equalsIgnoringCase(name, "connection"): return .connection
+                case 14 where ASCII.equalsIgnoringCase(name, "content-length"): return .contentLength
+                case 17 where ASCII.equalsIgnoringCase(name, "transfer-encoding"): return .transferEncoding
                 default: return .other
                 }
             }
@@ -247,21 +249,6 @@ private let connectionCloseLine = Array("Connection: close\r\n".utf8)
 private let connectionKeepAliveLine = Array("Connection: keep-alive\r\n".utf8)
 private let transferEncodingChunkedLine = Array("Transfer-Encoding: chunked\r\n".utf8)
 private let lastChunk = Array("0\r\n\r\n".utf8)
-
-/// Whether `bytes` equal the ASCII `text`, ignoring case.
-func asciiCaseInsensitiveEquals(_ bytes: UnsafeBufferPointer<UInt8>, _ text: StaticString) -> Bool {
-    guard bytes.count == text.utf8CodeUnitCount else { return false }
-    let other = text.utf8Start
-    for index in 0..<bytes.count where asciiLowercase(bytes[index]) != asciiLowercase(other[index]) {
-        return false
-    }
-    return true
-}
-
-/// Whether `string` equals the ASCII `text`, ignoring case.
-func asciiCaseInsensitiveEquals(_ string: String, _ text: StaticString) -> Bool {
-    withUTF8(of: string) { asciiCaseInsensitiveEquals($0, text) }
-}
 
 /// Calls `body` with the string's UTF-8 bytes, without copying a native string.
 @inline(__always)

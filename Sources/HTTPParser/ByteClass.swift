@@ -99,8 +99,9 @@ struct ByteTable: @unchecked Sendable {
     static var shared: ByteTable { ByteTable(pointer: ByteClass.pointer) }
 }
 
-/// The ASCII bytes the parser branches on, named.
-enum ASCII {
+/// The ASCII bytes the parser branches on, named, and the ASCII comparisons of the package
+/// (the server uses them too, so that each exists once).
+package enum ASCII {
     static let tab: UInt8 = 0x09
     static let lf: UInt8 = 0x0A
     static let cr: UInt8 = 0x0D
@@ -131,6 +132,21 @@ enum ASCII {
         if byte &- zero < 10 { return Int(byte &- zero) }
         let folded = byte | 0x20
         return folded &- 0x61 < 6 ? Int(folded &- 0x61) + 10 : nil
+    }
+
+    /// The byte with an ASCII capital letter made small; any other byte as it is.
+    @inline(__always)
+    package static func lowercase(_ byte: UInt8) -> UInt8 {
+        byte &- 0x41 < 26 ? byte | 0x20 : byte
+    }
+
+    /// Whether `bytes` spell `literal`, ASCII letters compared without case. `literal` must
+    /// be lowercase letters, digits and `-`, and `bytes` must hold no CR (which OR-ing 0x20
+    /// turns into `-`): true of tokens, and of header text the server has checked.
+    @inline(__always)
+    package static func equalsIgnoringCase(_ bytes: UnsafeBufferPointer<UInt8>, _ literal: StaticString) -> Bool {
+        guard let base = bytes.baseAddress else { return literal.utf8CodeUnitCount == 0 }
+        return equalsIgnoringCase(base, bytes.count, literal)
     }
 
     /// Whether `count` bytes at `bytes` spell `literal`, ASCII letters compared without case.

@@ -26,21 +26,6 @@ let usage = """
 
     """
 
-/// Writes `text` to a descriptor at once, unbuffered (stdio's streams are not concurrency-safe
-/// in Swift 6, and a piped stdout would hold the Serving line back).
-func writeOut(_ descriptor: Int32, _ text: String) {
-    var text = text
-    text.withUTF8 { bytes in
-        var offset = 0
-        while offset < bytes.count {
-            let written = write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { return }
-            offset += written
-        }
-    }
-}
-
 /// The command line, parsed.
 struct Options {
     var port = 8000
@@ -51,8 +36,8 @@ struct Options {
 
 /// Prints `message` and the usage line to standard error and exits with status 2.
 func fail(_ message: String) -> Never {
-    writeOut(STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [port]\n")
-    writeOut(STDERR_FILENO, "http-server: error: \(message)\n")
+    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [port]\n")
+    writeAll(to: STDERR_FILENO, "http-server: error: \(message)\n")
     exit(2)
 }
 
@@ -75,7 +60,7 @@ func parse(_ arguments: [String]) -> Options {
         }
         switch flag {
         case "-h", "--help":
-            writeOut(STDOUT_FILENO, usage)
+            writeAll(to: STDOUT_FILENO, usage)
             exit(0)
         case "-b", "--bind":
             options.bind = inline ?? value(for: flag)
@@ -120,11 +105,11 @@ func shutDownOnSignals(_ server: HTTPServer) {
         do {
             _ = try SignalWatcher(loop: server.loop, signal: number) { received in
                 let name = received == SIGINT ? "interrupt" : "SIGTERM"
-                writeOut(STDERR_FILENO, "\n\(name) received, shutting down.\n")
+                writeAll(to: STDERR_FILENO, "\n\(name) received, shutting down.\n")
                 server.shutdown()
             }
         } catch {
-            writeOut(STDERR_FILENO, "http-server: cannot watch signal \(number): \(error)\n")
+            writeAll(to: STDERR_FILENO, "http-server: cannot watch signal \(number): \(error)\n")
             exit(1)
         }
     }
@@ -150,7 +135,7 @@ let server: DirectoryHTTPServer
 do {
     server = try DirectoryHTTPServer((options.bind, options.port), handler, directory: directory)
 } catch {
-    writeOut(STDERR_FILENO, "http-server: cannot listen on \(options.bind) port \(options.port): \(error)\n")
+    writeAll(to: STDERR_FILENO, "http-server: cannot listen on \(options.bind) port \(options.port): \(error)\n")
     exit(1)
 }
 
@@ -160,12 +145,11 @@ server.configuration.busyPollLimit = 0.0001
 shutDownOnSignals(server)
 let host = server.serverAddress.host
 let urlHost = host.contains(":") ? "[\(host)]" : host
-writeOut(STDOUT_FILENO,
-         "Serving HTTP on \(host) port \(server.serverPort) (http://\(urlHost):\(server.serverPort)/) ...\n")
+writeAll(to: STDOUT_FILENO, "Serving HTTP on \(host) port \(server.serverPort) (http://\(urlHost):\(server.serverPort)/) ...\n")
 do {
     try server.serveForever()
 } catch {
-    writeOut(STDERR_FILENO, "http-server: \(error)\n")
+    writeAll(to: STDERR_FILENO, "http-server: \(error)\n")
     exit(1)
 }
 exit(0)
