@@ -97,68 +97,68 @@ public struct RequestHead: Sendable, Equatable {
 
     /// The whole request line, without its line ending (trailing whitespace kept, as Python
     /// keeps it in `requestline`).
-    public var requestLine: Range<Int> {
+    public internal(set) var requestLine: Range<Int> {
         @inlinable get { storage.requestLine }
         set { makeUnique(); storage.requestLine = newValue }
     }
     /// The method token, e.g. `GET`.
-    public var method: Range<Int> {
+    public internal(set) var method: Range<Int> {
         @inlinable get { storage.method }
         set { makeUnique(); storage.method = newValue }
     }
     /// The request target, e.g. `/index.html`.
     /// The method, when it is one of the methods RFC 9110 and RFC 5789 define.
-    public var knownMethod: KnownMethod {
+    public internal(set) var knownMethod: KnownMethod {
         @inlinable get { storage.knownMethod }
         set { makeUnique(); storage.knownMethod = newValue }
     }
-    public var target: Range<Int> {
+    public internal(set) var target: Range<Int> {
         @inlinable get { storage.target }
         set { makeUnique(); storage.target = newValue }
     }
     /// The protocol version, e.g. `HTTP/1.1`; `nil` for an HTTP/0.9 request.
-    public var version: Range<Int>? {
+    public internal(set) var version: Range<Int>? {
         @inlinable get { storage.version }
         set { makeUnique(); storage.version = newValue }
     }
     /// The major version number; 0 for HTTP/0.9.
-    public var versionMajor: Int {
+    public internal(set) var versionMajor: Int {
         @inlinable get { storage.versionMajor }
         set { makeUnique(); storage.versionMajor = newValue }
     }
     /// The minor version number; 9 for HTTP/0.9.
-    public var versionMinor: Int {
+    public internal(set) var versionMinor: Int {
         @inlinable get { storage.versionMinor }
         set { makeUnique(); storage.versionMinor = newValue }
     }
     /// The field lines in the order received, repeats kept.
-    public var fields: [HeaderField] {
+    public internal(set) var fields: [HeaderField] {
         get { storage.fields }
         set { makeUnique(); storage.fields = newValue }
     }
     /// How the body is delimited.
-    public var framing: BodyFraming {
+    public internal(set) var framing: BodyFraming {
         @inlinable get { storage.framing }
         set { makeUnique(); storage.framing = newValue }
     }
     /// Whether any `Connection` field lists the `close` option (any case).
-    public var connectionClose: Bool {
+    public internal(set) var connectionClose: Bool {
         @inlinable get { storage.connectionClose }
         set { makeUnique(); storage.connectionClose = newValue }
     }
     /// Whether any `Connection` field lists the `keep-alive` option (any case).
-    public var connectionKeepAlive: Bool {
+    public internal(set) var connectionKeepAlive: Bool {
         @inlinable get { storage.connectionKeepAlive }
         set { makeUnique(); storage.connectionKeepAlive = newValue }
     }
     /// What the `Expect` field asks for.
-    public var expect: ExpectValue {
+    public internal(set) var expect: ExpectValue {
         @inlinable get { storage.expect }
         set { makeUnique(); storage.expect = newValue }
     }
     /// The bytes from offset 0 through the empty line that ends the head (for HTTP/0.9, through
     /// the request line's line ending).
-    public var headLength: Int {
+    public internal(set) var headLength: Int {
         @inlinable get { storage.headLength }
         set { makeUnique(); storage.headLength = newValue }
     }

@@ -1,4 +1,4 @@
-import HTTPParser
+@testable import HTTPParser
 import Testing
 
 /// What the head reports: spans, version, framing and connection flags, and the offsets a
