@@ -60,14 +60,13 @@ final class HTTPConnection: TransportDelegate {
     /// while closing), so that idle connections own none: a crowd of them costs little
     /// memory, and the busy ones share warm buffers. Never while parsing, which uses it.
     private func returnExchangeIfDone() {
-        guard let exchange else { return }
-        returnIfDone(exchange)
-    }
-
-    private func returnIfDone(_ exchange: Exchange) {
-        guard !parsing, machine.isBetweenRequests, handler.exchange == nil, exchange.isDone else { return }
-        self.exchange = nil
-        handler.server.recycle(exchange)
+        guard !parsing, machine.isBetweenRequests, handler.exchange == nil,
+              let exchange = exchange.take() else { return }
+        if exchange.isDone {
+            handler.server.recycle(exchange)
+        } else {
+            self.exchange = exchange
+        }
     }
 
     // MARK: Transport events
@@ -98,7 +97,7 @@ final class HTTPConnection: TransportDelegate {
         }
         flush(exchange)
         if machine.peerClosed { perform(machine.inputExhausted(now: now)) }
-        returnIfDone(exchange)
+        returnExchangeIfDone()
     }
 
     func transportDidReadEOF(_ transport: any Transport) {

@@ -295,7 +295,7 @@ open class HTTPServer: @unchecked Sendable {
     }
 
     /// Takes an exchange back from a connection; a few are kept, reset, for the next ones.
-    func recycle(_ exchange: Exchange) {
+    func recycle(_ exchange: consuming Exchange) {
         guard spareExchanges.count < 4 else { return }
         exchange.reset()
         spareExchanges.append(exchange)
