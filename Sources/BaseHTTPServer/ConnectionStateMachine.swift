@@ -8,36 +8,40 @@
 /// Times are the loop's milliseconds, wrapping (`UInt32`); nothing here reads a clock, so
 /// tests drive it with any times they like.
 ///
-/// States × events (`—`: ignored; "close" is a graceful close, "abort" closes at once):
+/// States × events. A cell is the transition and the action returned; `—` means the event is
+/// ignored there (or cannot happen). "close" is `.close(linger:)`, "abort" is `.abort`.
 ///
-/// | event \ state          | idle        | head        | body        | expecting   | handling       | deferred       | closing        | closed |
-/// |------------------------|-------------|-------------|-------------|-------------|----------------|----------------|----------------|--------|
-/// | `didRead`              | parse¹      | parse¹      | parse¹      | buffer      | buffer         | buffer²        | discard        | discard|
-/// | `headStarted`          | → head      | —           | —           | —           | —              | —              | —              | —      |
-/// | `headReceived`         | → body / → expecting (Expect) | same | —  | —           | —              | —              | —              | —      |
-/// | `expectationAnswered`  | —           | —           | —           | → body / → handling³ | —     | —              | —              | —      |
-/// | `bodyProgressed`       | —           | —           | deadline↻   | —           | —              | —              | —              | —      |
-/// | `requestReceived`      | —           | —           | → handling: dispatch | —  | —              | —              | —              | —      |
-/// | `parseFailed`          | → handling³: reject | same | same        | —           | —              | —              | —              | —      |
-/// | `responseDeferred`     | —           | —           | —           | —           | → deferred     | —              | —              | —      |
-/// | `responseFinished`     | —           | —           | —           | —           | → idle: parse / → closing: close | same | —  | —      |
-/// | `outputQueued`         | pause reading above the high-water mark (any open state)                                  ||||||| —      |
-/// | `outputDrained`        | resume reading at half the mark, then parse (any open state)                              ||||||| —      |
-/// | `inputBuffered`        | pause reading above the input mark (any open state)                                       ||||||| —      |
-/// | `inputConsumed`        | resume reading at half the input mark                                                      ||||||| —      |
-/// | `peerClosed`           | close⁴      | close       | close       | close       | — (answer)     | — (answer)     | abort if sent  | —      |
-/// | `inputExhausted`       | close if the peer closed and nothing waits                 | — | — | —       | —              | —              | —      |
-/// | `tick` (deadlines)     | idle: close | head: 408³  | body: 408³  | —           | —              | —              | linger: abort  | —      |
-/// | `tick` (write stalled) | abort (any open state with queued output)                                                 ||||||| —      |
-/// | `shutdownRequested`    | close if nothing waits | — | —          | —           | —              | —              | —              | —      |
-/// | `transportFailed`      | abort       | abort       | abort       | abort       | abort          | abort          | abort          | —      |
-/// | `transportClosed`      | → closed    | → closed    | → closed    | → closed    | → closed       | → closed       | → closed       | —      |
+/// | event                 | idle          | head          | body           | expecting      | handling          | deferred          | closing          | closed  |
+/// |-----------------------|---------------|---------------|----------------|----------------|-------------------|-------------------|------------------|---------|
+/// | `didRead`             | parse¹        | parse¹        | parse¹         | buffer         | buffer²           | buffer²           | discard          | discard |
+/// | `headStarted`         | → head        | —             | —              | —              | —                 | —                 | —                | —       |
+/// | `headReceived`        | → body, or → expecting: answerExpectation | same | — | —           | —                 | —                 | —                | —       |
+/// | `expectationAnswered` | —             | —             | —              | → body: parse, or → handling³ | — | —                 | —                | —       |
+/// | `bodyProgressed`      | —             | —             | deadline again | —              | —                 | —                 | —                | —       |
+/// | `requestReceived`     | —             | —             | → handling: dispatch | —        | —                 | —                 | —                | —       |
+/// | `parseFailed`         | → handling³: reject | → handling³: reject | → handling³: reject | — | —           | —                 | —                | —       |
+/// | `responseDeferred`    | —             | —             | —              | —              | → deferred        | —                 | —                | —       |
+/// | `handlerThrew`        | —             | —             | —              | —              | —                 | → handling        | —                | —       |
+/// | `responseFinished`    | —             | —             | —              | —              | → idle: parse, or → closing: close | same | —             | —       |
+/// | `inputExhausted`      | close if the peer closed⁴ | same | same       | —              | —                 | —                 | —                | —       |
+/// | `peerClosed`          | → closing: close⁴ | → closing: close | → closing: close | → closing: close | — (answer first) | — (answer first) | abort once sent | — |
+/// | `tick`: deadline      | → closing: close (idle) | → handling³: timeOut (408) | → handling³: timeOut (408) | — | — | —             | abort (linger over) | — |
+/// | `shutdownRequested`   | → closing: close, unless input waits | — | —   | —              | —                 | —                 | —                | —       |
+/// | `shutdownCompleted`   | —             | —             | —              | —              | —                 | —                 | abort unless lingering | — |
+/// | `transportFailed`     | abort         | abort         | abort          | abort          | abort             | abort             | abort            | —       |
+/// | `transportClosed`     | → closed      | → closed      | → closed       | → closed       | → closed          | → closed          | → closed         | —       |
 ///
-/// ¹ unless reading is held back by unsent output, then buffer. ² input above
-/// `inputHighWaterMark` pauses reading. ³ the request was answered before all of it was read,
-/// so the close that follows lingers: it half-closes and reads until the client closes (or
-/// two seconds pass), so that the client is not reset before it has read the answer.
-/// ⁴ unless the peer's pipelined requests still wait behind unsent output: they are answered
+/// In every open state, besides: `outputQueued` above the high-water mark and `inputBuffered`
+/// above the input mark return stopReading; `outputDrained` to half the mark returns resume
+/// (reading restarts if nothing else holds it, and what waits is parsed); `inputConsumed` to
+/// half the input mark returns resume; `tick` with queued output that made no progress for
+/// the write deadline returns abort.
+///
+/// ¹ buffer instead while unsent output holds reading back. ² above `inputHighWaterMark` of
+/// buffered input, reading pauses. ³ the request was answered before all of it was read, so
+/// the close that follows lingers: it half-closes and reads until the client closes (or the
+/// linger deadline), so that the client is not reset before it has read the answer. ⁴ an
+/// idle connection whose pipelined requests still wait behind unsent output answers them
 /// first.
 struct ConnectionStateMachine {
     enum State: Equatable {

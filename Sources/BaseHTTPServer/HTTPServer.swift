@@ -47,6 +47,8 @@ open class HTTPServer: @unchecked Sendable {
     private(set) var isShuttingDown = false
     /// Whether `serverClose()` ran: the loop and the listening socket are gone.
     private var isClosed = false
+    /// Whether a handler called `serverClose()`: the serve closes everything as it ends.
+    private var closesAfterServing = false
     private var sweepTimer: LoopTimer?
     private var graceTimer: LoopTimer?
     private var completedRequests = 0
@@ -126,6 +128,7 @@ open class HTTPServer: @unchecked Sendable {
         graceTimer = nil
         // Let the timers' close callbacks run, so that nothing of this serve stays behind.
         loop.runOnce(blocking: false)
+        if closesAfterServing { closeResources() }
     }
 
     /// Serves until one more request has been answered (`handle_request`), or until
@@ -179,7 +182,10 @@ open class HTTPServer: @unchecked Sendable {
     public func serverClose() {
         if serving.isServing {
             shutdown()
-            if serving.isServing { return }  // Called from a handler: the serve ends later.
+            if serving.isServing {
+                closesAfterServing = true  // Called from a handler: the serve ends later.
+                return
+            }
         }
         closeResources()
     }

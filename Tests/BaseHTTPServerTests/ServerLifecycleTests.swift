@@ -317,3 +317,30 @@ final class LoopClientLoad {
         func transportDidClose(_ transport: any Transport) { done() }
     }
 }
+
+/// Answers, then closes its server from inside the handler.
+private final class ClosingHandler: BaseHTTPRequestHandler {
+    override func logMessage(_ message: String) {}
+
+    override func doGET() throws {
+        sendResponse(200)
+        endHeaders()
+        wfile.write("closing")
+        server.serverClose()
+    }
+}
+
+@Suite("Server close")
+struct ServerCloseTests {
+    /// `serverClose()` from a handler (the loop thread) ends the serve once the response is out
+    /// and then releases the port; serving again throws.
+    @Test func serverCloseFromAHandlerEndsTheServeAndReleasesThePort() throws {
+        let running = try RunningServer(ClosingHandler.self)
+        let response = try exchange(running.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(response.bodyText == "closing")
+        #expect(response.header("Connection") == "close")
+        running.stop(close: false)  // serveForever returns by itself; shutdown() is harmless
+        #expect(throws: (any Error).self) { try RawClient(port: running.port) }
+        #expect(throws: HTTPServerError.closed) { try running.server.serveForever() }
+    }
+}
