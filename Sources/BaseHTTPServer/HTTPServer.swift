@@ -52,6 +52,8 @@ open class HTTPServer: @unchecked Sendable {
     private var sweepTimer: LoopTimer?
     private var graceTimer: LoopTimer?
     private var completedRequests = 0
+    /// Added to the loop's time when deadlines are checked (see `advanceDeadlineClock`).
+    private var deadlineClockOffset: UInt64 = 0
     /// `connections.count`, published for other threads.
     private let openConnections = Atomic<Int>(0)
     private var lastAcceptErrorLog = 0
@@ -279,13 +281,22 @@ open class HTTPServer: @unchecked Sendable {
     /// The one timer behind every connection's deadlines.
     private func sweep() {
         loop.updateTime()
-        let now = UInt32(truncatingIfNeeded: loop.now)
+        let now = UInt32(truncatingIfNeeded: loop.now &+ deadlineClockOffset)
         let deadlines = configuration.deadlines
         var index = connections.count
         while index > 0 {
             index -= 1
             if index < connections.count { connections[index].checkDeadlines(now: now, deadlines: deadlines) }
         }
+    }
+
+    /// Moves the clock the deadlines are checked against forward by `milliseconds` and checks
+    /// them at once: a test reaches a deadline this way instead of waiting for it. Connections
+    /// stamp their events with the loop's own time, so afterwards every one of them looks
+    /// that much older. On the loop thread.
+    func advanceDeadlineClock(by milliseconds: UInt64) {
+        deadlineClockOffset &+= milliseconds
+        sweep()
     }
 
     /// An exchange for a connection that has work: a spare one, or a new one, with the

@@ -172,14 +172,18 @@ struct HostileInputTests {
         let running = try RunningServer(ProbeHandler.self) {
             $0.headTimeout = 1
             $0.bodyTimeout = 1
+            $0.idleTimeout = 0  // only the deadlines of unfinished requests end these
         }
         defer { running.stop() }
-        // All at once: the slow cases (a body that never completes) wait out their deadlines together.
         let clients = try cases.map { hostile -> RawClient in
             let client = try RawClient(port: running.port, timeoutSeconds: 5)
             try? client.send(hostile.bytes + Array(HostileInputTests.second.utf8))
             return client
         }
+        // Once the server has read what they sent (a later client's round trip comes after),
+        // the slow cases (a body that never completes) reach their deadlines together.
+        #expect(try exchange(running.port, "GET /barrier HTTP/1.1\r\nHost: a\r\n\r\n").status == 200)
+        running.advanceDeadlineClock(by: 2)
         for (hostile, client) in zip(cases, clients) {
             let (bytes, end) = readUntilClosed(client.fd)
             let context = "\(hostile.name) (\(hostile.summary)): \(end), "

@@ -35,6 +35,18 @@ final class RunningServer: @unchecked Sendable {
     }
 
     func client() throws -> RawClient { try RawClient(port: port) }
+
+    /// Moves the server's deadline clock forward by `seconds` and checks every deadline, on
+    /// the loop thread; returns once that is done. No test waits for a deadline.
+    func advanceDeadlineClock(by seconds: Double) {
+        let done = DispatchSemaphore(value: 0)
+        let server = self.server
+        server.loop.execute {
+            server.advanceDeadlineClock(by: UInt64(seconds * 1000))
+            done.signal()
+        }
+        done.wait()
+    }
 }
 
 /// A response as a client reads it off the wire.

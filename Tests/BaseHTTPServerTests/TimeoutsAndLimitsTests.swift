@@ -23,50 +23,49 @@ func residentKilobytes() -> Int {
 
 @Suite("Deadlines, connection caps and backpressure", .serialized)
 struct TimeoutsAndLimitsTests {
+    // The deadlines' logic is ConnectionStateMachineTests' (with a fake clock); these check
+    // the wiring over real sockets, moving the server's deadline clock instead of waiting.
+
     @Test func slowlorisGets408AtTheHeadDeadlineWhileOthersAreServed() throws {
-        let running = try RunningServer(EchoHandler.self) { $0.headTimeout = 0.4 }
+        let running = try RunningServer(EchoHandler.self) { $0.headTimeout = 30 }
         defer { running.stop() }
         let slow = try running.client()
-        let started = Date()
         let request = Array("GET / HTTP/1.1\r\nHost: a\r\nX-Long: trickle-trickle-trickle\r\n\r\n".utf8)
-        var sent = 0
-        var response: WireResponse?
-        // One byte every 50 ms: it would take 3 s; the head deadline is 0.4 s from the first byte.
-        while sent < request.count && Date().timeIntervalSince(started) < 2 {
-            do { try slow.send([request[sent]]) } catch { break }
-            sent += 1
+        // Trickled bytes, a request from another client between each: all answered.
+        for byte in request.prefix(20) {
+            try slow.send([byte])
             #expect(try exchange(running.port, "GET /other HTTP/1.1\r\nHost: a\r\n\r\n").status == 200)
-            usleep(50_000)
-            if Date().timeIntervalSince(started) > 0.6 { break }
         }
-        response = try slow.readResponse()
+        running.advanceDeadlineClock(by: 29)
+        #expect(running.server.connectionCount == 1)  // not yet
+        running.advanceDeadlineClock(by: 1.5)
+        let response = try slow.readResponse()
         #expect(response?.status == 408)
         #expect(slow.isClosedByServer())
-        #expect(Date().timeIntervalSince(started) < 1.5)
     }
 
     @Test func stalledBodyIsReapedAtTheBodyDeadline() throws {
-        let running = try RunningServer(EchoHandler.self) { $0.bodyTimeout = 0.3 }
+        let running = try RunningServer(EchoHandler.self) { $0.bodyTimeout = 60 }
         defer { running.stop() }
         let client = try running.client()
         try client.send("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly some")
-        let started = Date()
+        #expect(try exchange(running.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status == 200)
+        running.advanceDeadlineClock(by: 61)
         let response = try client.readResponse()
         #expect(response?.status == 408)
         #expect(client.isClosedByServer())
-        #expect(Date().timeIntervalSince(started) < 2)
     }
 
     @Test func idleKeepAliveConnectionIsClosedAtTheIdleDeadline() throws {
-        let running = try RunningServer(EchoHandler.self) { $0.idleTimeout = 0.3 }
+        let running = try RunningServer(EchoHandler.self) { $0.idleTimeout = 60 }
         defer { running.stop() }
         let client = try running.client()
         try client.send("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         #expect(try client.readResponse()?.status == 200)
-        let started = Date()
+        running.advanceDeadlineClock(by: 59)
+        #expect(running.server.connectionCount == 1)  // not yet
+        running.advanceDeadlineClock(by: 2)
         #expect(client.isClosedByServer())
-        let waited = Date().timeIntervalSince(started)
-        #expect(waited > 0.2 && waited < 2)
     }
 
     @Test func atMaxConnectionsTheServerStopsAcceptingAndResumesBelow() throws {
