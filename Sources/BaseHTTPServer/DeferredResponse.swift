@@ -35,21 +35,29 @@ public final class DeferredResponse: Sendable {
     /// response. It runs at once when called on the loop thread; after the server stopped
     /// serving for good (`serverClose()`), never.
     public func perform(_ body: @escaping @Sendable (BaseHTTPRequestHandler) -> Void) {
-        guard let handler = handlerBox.valueOnItsThread else {
-            loop.execute { [self] in perform(body) }
-            return
-        }
-        body(handler)
+        onItsThread { body($0) }
     }
 
     /// Ends the response and lets the connection go on. Any thread; twice is harmless.
     public func finish() {
-        guard let handler = handlerBox.valueOnItsThread else {
-            loop.execute { [self] in finish() }
+        onItsThread { [self] handler in
+            guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            handler.connection?.deferredResponseDidFinish()
+        }
+    }
+
+    /// Runs `body` with the handler on the thread that serves its connection: at once when
+    /// called there, else after one hop through the loop. When even the hop does not land
+    /// there, the serve that made this response is over (the server serves again from
+    /// another thread, or not at all), and there is nothing left to act on.
+    private func onItsThread(_ body: @escaping @Sendable (BaseHTTPRequestHandler) -> Void) {
+        if let handler = handlerBox.valueOnItsThread {
+            body(handler)
             return
         }
-        guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        handler.connection?.deferredResponseDidFinish()
+        loop.execute { [handlerBox] in
+            if let handler = handlerBox.valueOnItsThread { body(handler) }
+        }
     }
 }
 
