@@ -16,14 +16,10 @@ import UVLoop
 final class HTTPConnection: TransportDelegate {
     let transport: any Transport
     let handler: BaseHTTPRequestHandler
-    // `machine` and `exchange` are read and written many times per request, always on the
-    // loop thread and never across a call that could touch them again, so they skip the
-    // dynamic exclusivity check: 456 instructions per request (Scripts/callgrind, 6 checks).
-
     /// The connection's state: every decision is made there.
-    @exclusivity(unchecked) var machine: ConnectionStateMachine
+    var machine: ConnectionStateMachine
     /// The request and response state while there is work; nil while idle.
-    @exclusivity(unchecked) private(set) var exchange: Exchange?
+    private(set) var exchange: Exchange?
     /// The deferred response in progress, told when the client goes.
     var deferred: DeferredResponse?
     /// This connection's index in the server's list (for O(1) removal).
