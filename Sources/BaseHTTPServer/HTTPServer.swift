@@ -129,6 +129,7 @@ open class HTTPServer: @unchecked Sendable {
         graceTimer = nil
         // Let the timers' close callbacks run, so that nothing of this serve stays behind.
         loop.runOnce(blocking: false)
+        isShuttingDown = false  // handleRequest() may serve again too
         if closesAfterServing { closeResources() }
     }
 

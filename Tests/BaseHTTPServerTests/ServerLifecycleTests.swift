@@ -332,6 +332,19 @@ private final class ClosingHandler: BaseHTTPRequestHandler {
 
 @Suite("Server close")
 struct ServerCloseTests {
+    /// Python's `handle_request()` works after a `serve_forever()` that was shut down; so
+    /// does ours, on the same socket.
+    @Test func handleRequestAfterAShutDownServeAnswersAgain() throws {
+        let running = try RunningServer(HelloHandler.self)
+        #expect(try exchange(running.port, "GET / HTTP/1.1\r\nHost: a\r\n\r\n").status == 200)
+        running.stop(close: false)
+        let client = try running.client()
+        try client.send("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        try running.server.handleRequest()
+        #expect(try client.readResponse()?.status == 200)
+        running.server.serverClose()
+    }
+
     /// `serverClose()` from a handler (the loop thread) ends the serve once the response is out
     /// and then releases the port; serving again throws.
     @Test func serverCloseFromAHandlerEndsTheServeAndReleasesThePort() throws {
