@@ -41,7 +41,16 @@ public final class Loop: @unchecked Sendable {
     /// gone; the failure is reported as `EPIPE` anyway. So the first loop sets `SIGPIPE` to be
     /// ignored, unless the process already chose something other than the default for it.
     /// - Throws: `UVError` when libuv cannot set the loop up.
-    public init(readBufferSize: Int = 64 * 1024) throws(UVError) {
+    public convenience init(readBufferSize: Int = 64 * 1024) throws(UVError) {
+        try self.init(readBufferSize: readBufferSize, wakeUpInitResult: nil)
+    }
+
+    /// Creates a loop as `init(readBufferSize:)` does, or one whose wake-up handle fails.
+    ///
+    /// A test seam, and the only one: with `wakeUpInitResult` set, `uv_async_init` is not
+    /// called and that code stands in for its result, so that a test can check that a failed
+    /// wake-up handle throws and leaves nothing behind. Everything else passes nil.
+    init(readBufferSize: Int, wakeUpInitResult: Int32?) throws(UVError) {
         Loop.ignoreBrokenPipeSignals()
         raw = .allocate(capacity: 1)
         wakeUp = .allocate(capacity: 1)
@@ -55,11 +64,22 @@ public final class Loop: @unchecked Sendable {
             throw UVError(code: status)
         }
         raw.pointee.data = Unmanaged.passUnretained(self).toOpaque()
-        uv_async_init(raw, wakeUp) { handle in
+        // uv_async_init fails when the loop's wake-up descriptor (an eventfd) cannot be made.
+        // The handle is then not initialised, so it must not be closed: the loop holds no
+        // handle yet and closes at once.
+        let wakeUpStatus = wakeUpInitResult ?? uv_async_init(raw, wakeUp) { handle in
             Loop.withOwner(of: handle!.pointee.loop) { loop in
                 loop.events &+= 1
                 loop.runQueued()
             }
+        }
+        guard wakeUpStatus == 0 else {
+            let closeStatus = uv_loop_close(raw)
+            precondition(closeStatus == 0, "uv_loop_close failed on a loop without handles")
+            raw.deallocate()
+            wakeUp.deallocate()
+            readBuffer.deallocate()
+            throw UVError(code: wakeUpStatus)
         }
         wakeUp.pointee.data = raw.pointee.data
     }

@@ -19,7 +19,10 @@ public final class LoopTimer: LoopResource {
         loop.assertOnLoopThread("LoopTimer.init")
         self.loop = loop
         handle = .allocate(capacity: 1)
-        uv_timer_init(loop.raw, handle)  // Cannot fail: it only fills in the struct.
+        // uv_timer_init only fills in the struct and always returns 0, so a failure is a
+        // libuv that broke its contract: stop rather than start a handle that is not set up.
+        let status = uv_timer_init(loop.raw, handle)
+        precondition(status == 0, "uv_timer_init failed: \(UVError(code: status))")
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
     }
 

@@ -32,7 +32,11 @@ public final class TCPConnection: Transport, LoopResource {
     init(loop: Loop) {
         self.loop = loop
         handle = .allocate(capacity: 1)
-        uv_tcp_init(loop.raw, handle)  // Cannot fail for AF_UNSPEC: no socket is made yet.
+        // uv_tcp_init makes no socket for AF_UNSPEC (accept and connect make it later), so it
+        // always returns 0: a failure is a libuv that broke its contract. Stop rather than
+        // use a handle that is not set up; throwing would burden every caller for nothing.
+        let status = uv_tcp_init(loop.raw, handle)
+        precondition(status == 0, "uv_tcp_init failed: \(UVError(code: status))")
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
         loop.liveConnections += 1
     }
