@@ -26,7 +26,8 @@ public struct FileStatus: Sendable, Equatable {
 /// `req->data` retains, and freed (with `uv_fs_req_cleanup`) in its callback, which also
 /// releases the box exactly once. Completions run on the loop thread. The descriptor belongs to
 /// this object: `close(completion:)` closes it on the thread pool; a `File` dropped while still
-/// open closes it synchronously (a safety net, not the way to use it).
+/// open closes it synchronously (a safety net, not the way to use it). Every operation needs the
+/// loop open: after the loop's `close()` it stops the process.
 public final class File {
     /// The loop whose thread pool runs the requests and whose thread runs the completions.
     public let loop: Loop
@@ -48,6 +49,7 @@ public final class File {
     ///   (`UV_ENOENT`, `UV_EACCES`, …).
     public static func open(_ path: String, loop: Loop,
                             completion: @escaping (Result<File, UVError>) -> Void) {
+        loop.assertOpen("File.open")
         loop.assertOnLoopThread("File.open")
         let request = FileRequest.start { request in
             let result = request.pointee.result
@@ -65,6 +67,7 @@ public final class File {
 
     /// Reads the file's status (`fstat`) on the thread pool. Called on the loop thread.
     public func stat(completion: @escaping (Result<FileStatus, UVError>) -> Void) {
+        loop.assertOpen("File.stat")
         loop.assertOnLoopThread("File.stat")
         guard descriptor >= 0 else {
             completion(.failure(UVError(code: Int32(UV_EBADF.rawValue))))
@@ -96,6 +99,7 @@ public final class File {
     /// - Parameter completion: runs on the loop thread with the bytes read or the error.
     public func read(count: Int, at offset: Int,
                      completion: @escaping (Result<UnsafeRawBufferPointer, UVError>) -> Void) {
+        loop.assertOpen("File.read")
         loop.assertOnLoopThread("File.read")
         guard descriptor >= 0 else {
             completion(.failure(UVError(code: Int32(UV_EBADF.rawValue))))
@@ -120,6 +124,7 @@ public final class File {
     /// Closes the descriptor on the thread pool. Called on the loop thread; a second call does
     /// nothing (its completion runs with nil).
     public func close(completion: ((UVError?) -> Void)? = nil) {
+        loop.assertOpen("File.close")
         loop.assertOnLoopThread("File.close")
         guard descriptor >= 0 else {
             completion?(nil)

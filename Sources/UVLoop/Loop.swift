@@ -30,7 +30,8 @@ public final class Loop: @unchecked Sendable {
     /// The thread in `run()` or `runOnce()`, or 0 when no thread is running the loop.
     private let runningThread = Atomic<UInt>(0)
 
-    private var isClosed = false
+    /// Whether `close()` ran: the `uv_loop_t` is then freed (or, after `EBUSY`, abandoned).
+    private(set) var isClosed = false
 
     /// Connections created on this loop and not yet closed (their close callback has not run).
     public internal(set) var liveConnections = 0
@@ -114,6 +115,7 @@ public final class Loop: @unchecked Sendable {
 
     /// Runs the loop on the calling thread until `stop()` is called on it.
     public func run() {
+        assertOpen("Loop.run()")
         enter()
         defer {
             stopRequested = false  // as libuv clears its stop flag when uv_run returns
@@ -158,9 +160,11 @@ public final class Loop: @unchecked Sendable {
     /// spend its spare moments and split its batches into more, smaller iterations. It then
     /// blocks for 10 ms (`isPollingPaused`) before it tries polling again.
     ///
-    /// At most one second. Set it on the loop thread, before or between runs.
+    /// At most one second. Set it on the loop thread, before or between runs, and before
+    /// `close()`.
     public var busyPollLimit: UInt64 = 0 {
         didSet {
+            assertOpen("Loop.busyPollLimit")
             busyPollLimit = min(busyPollLimit, 1_000_000_000)
             pollWindow = min(pollWindow, busyPollLimit)
         }
@@ -228,6 +232,7 @@ public final class Loop: @unchecked Sendable {
     /// - Returns: whether there are still active handles or requests.
     @discardableResult
     public func runOnce(blocking: Bool = true) -> Bool {
+        assertOpen("Loop.runOnce(blocking:)")
         enter()
         defer {
             stopRequested = false
@@ -239,19 +244,26 @@ public final class Loop: @unchecked Sendable {
     /// Makes `run()` return after the current iteration. Called on the loop thread; from
     /// another thread, use `execute { loop.stop() }`.
     public func stop() {
+        assertOpen("Loop.stop()")
         stopRequested = true
         uv_stop(raw)
     }
 
     /// The loop's cached time in milliseconds, updated at the start of each iteration.
-    public var now: UInt64 { uv_now(raw) }
+    public var now: UInt64 {
+        assertOpen("Loop.now")
+        return uv_now(raw)
+    }
 
     /// The loop's clock, for code that reads `now` often: a plain value, so reading it costs
     /// no reference counting of the loop. Valid until the loop is closed.
     public var clock: LoopClock { LoopClock(loop: raw) }
 
     /// Refreshes `now` from the clock (it is otherwise cached for the iteration).
-    public func updateTime() { uv_update_time(raw) }
+    public func updateTime() {
+        assertOpen("Loop.updateTime()")
+        uv_update_time(raw)
+    }
 
     /// Whether the calling thread is the one running the loop (true when no thread is).
     public var isOnLoopThread: Bool {
@@ -263,6 +275,12 @@ public final class Loop: @unchecked Sendable {
     public func assertOnLoopThread(_ what: StaticString = "this call",
                                    file: StaticString = #fileID, line: UInt = #line) {
         precondition(isOnLoopThread, "\(what) must happen on the loop thread", file: file, line: line)
+    }
+
+    /// Stops the process when the loop was closed: its `uv_loop_t` is gone, and every entry
+    /// point that needs it calls this first rather than touch freed memory.
+    func assertOpen(_ what: StaticString, file: StaticString = #fileID, line: UInt = #line) {
+        precondition(!isClosed, "Loop used after close(): \(what)", file: file, line: line)
     }
 
     private func enter() {
@@ -334,6 +352,9 @@ public final class Loop: @unchecked Sendable {
     /// run, and closes the `uv_loop_t`. Called on the loop thread, after `run()` returned.
     ///
     /// Blocks queued with `execute(_:)` before the call still run; later ones are dropped.
+    /// Afterwards a second `close()` does nothing, and every other use of the loop that needs
+    /// the `uv_loop_t` (running it, its time, a new timer, listener, connection or file
+    /// operation) stops the process with "Loop used after close()".
     /// - Throws: `UVError` (`EBUSY`) when `uv_loop_close` finds a handle that outlived this:
     ///   a leak. The loop's memory is then kept, since libuv may still refer to it.
     public func close() throws(UVError) {

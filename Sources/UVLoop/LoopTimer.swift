@@ -14,8 +14,9 @@ public final class LoopTimer: LoopResource {
     private var callback: (() -> Void)?
     private var isClosing = false
 
-    /// Creates a stopped timer on `loop`. Called on the loop thread.
+    /// Creates a stopped timer on `loop`. Called on the loop thread, before the loop's `close()`.
     public init(loop: Loop) {
+        loop.assertOpen("LoopTimer.init(loop:)")
         loop.assertOnLoopThread("LoopTimer.init")
         self.loop = loop
         handle = .allocate(capacity: 1)

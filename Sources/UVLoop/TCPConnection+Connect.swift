@@ -2,12 +2,13 @@ import CLibUV
 
 extension TCPConnection {
     /// Opens an outbound connection to `host`:`port` on `loop` (a client on the same loop, for
-    /// tests and load tools). Called on the loop thread.
+    /// tests and load tools). Called on the loop thread, before the loop's `close()`.
     ///
     /// - Parameter completion: runs once on the loop thread with the connected connection
     ///   (reading not started, `TCP_NODELAY` on) or the error; a failed connection is closed.
     public static func connect(loop: Loop, host: String, port: Int,
                                completion: @escaping (Result<TCPConnection, UVError>) -> Void) {
+        loop.assertOpen("TCPConnection.connect")
         loop.assertOnLoopThread("TCPConnection.connect")
         var address: sockaddr_storage
         do {

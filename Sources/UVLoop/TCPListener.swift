@@ -28,7 +28,7 @@ public final class TCPListener: LoopResource {
     private var connectionWaiting = false
     private var isClosing = false
 
-    /// Binds `host`:`port` and listens. Called on the loop thread.
+    /// Binds `host`:`port` and listens. Called on the loop thread, before the loop's `close()`.
     /// - Parameters:
     ///   - host: a numeric IPv4 or IPv6 address, `""` for every IPv4 interface, or a name.
     ///   - port: the port, or 0 for one the kernel picks (read it back from `localAddress`).
@@ -37,6 +37,7 @@ public final class TCPListener: LoopResource {
     /// - Throws: `UVError`, e.g. `.addressInUse` (reported by `listen`, not by `bind`).
     public init(loop: Loop, host: String, port: Int, backlog: Int32 = 1024,
                 reusePort: Bool = false) throws(UVError) {
+        loop.assertOpen("TCPListener.init")
         loop.assertOnLoopThread("TCPListener.init")
         var address = try SocketAddress.resolve(host: host, port: port)
         let handle = UnsafeMutablePointer<uv_tcp_t>.allocate(capacity: 1)
