@@ -25,14 +25,24 @@ public struct FileStatus: Sendable, Equatable {
 /// Every operation is one `uv_fs_t` request: heap-allocated, owned by a `FileRequest` box that
 /// `req->data` retains, and freed (with `uv_fs_req_cleanup`) in its callback, which also
 /// releases the box exactly once. Completions run on the loop thread. The descriptor belongs to
-/// this object: `close(completion:)` closes it on the thread pool; a `File` dropped while still
-/// open closes it synchronously (a safety net, not the way to use it). Every operation needs the
-/// loop open: after the loop's `close()` it stops the process.
+/// this object, and stays open while a request that reads it (`read`, `stat`) is in flight: the
+/// thread pool must never read a closed descriptor, or one reused by a file opened meanwhile.
+/// So each such request's box retains the `File` until its callback, and `close(completion:)`
+/// waits for them before it closes the descriptor on the thread pool. A `File` dropped while
+/// still open closes it synchronously once its last request finished (a safety net, not the
+/// way to use it). Every operation needs the loop open: after the loop's `close()` it stops
+/// the process.
 public final class File {
     /// The loop whose thread pool runs the requests and whose thread runs the completions.
     public let loop: Loop
     /// The file descriptor, or -1 once `close` was called.
     public private(set) var descriptor: Int32
+
+    /// Requests that read the descriptor and have not called back yet.
+    private var requestsInFlight = 0
+    /// A `close` that waits for `requestsInFlight` to reach zero: the descriptor to close and
+    /// the completion to run then.
+    private var pendingClose: (descriptor: Int32, completion: ((UVError?) -> Void)?)?
 
     /// Takes ownership of an open descriptor (from `open(2)` or `File.open`).
     public init(adopting descriptor: Int32, loop: Loop) {
@@ -40,6 +50,7 @@ public final class File {
         self.descriptor = descriptor
     }
 
+    /// Runs once no request is in flight (each retains the `File`), so no read can race it.
     deinit {
         if descriptor >= 0 { Glibc.close(descriptor) }
     }
@@ -73,7 +84,7 @@ public final class File {
             completion(.failure(UVError(code: Int32(UV_EBADF.rawValue))))
             return
         }
-        let request = FileRequest.start { request in
+        let request = FileRequest.start(readingFrom: self) { request in
             let result = request.pointee.result
             guard result >= 0 else {
                 completion(.failure(UVError(code: Int32(result))))
@@ -106,7 +117,7 @@ public final class File {
             return
         }
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(count, 1), alignment: 16)
-        let request = FileRequest.start(owning: buffer) { request in
+        let request = FileRequest.start(readingFrom: self, owning: buffer) { request in
             let result = request.pointee.result
             if result < 0 {
                 completion(.failure(UVError(code: Int32(result))))
@@ -121,8 +132,9 @@ public final class File {
         FileRequest.checkStarted(request, status)
     }
 
-    /// Closes the descriptor on the thread pool. Called on the loop thread; a second call does
-    /// nothing (its completion runs with nil).
+    /// Closes the descriptor on the thread pool, once every read and stat already started has
+    /// called back; later ones fail with `EBADF` at once. Called on the loop thread; a second
+    /// call does nothing (its completion runs with nil).
     public func close(completion: ((UVError?) -> Void)? = nil) {
         loop.assertOpen("File.close")
         loop.assertOnLoopThread("File.close")
@@ -132,6 +144,28 @@ public final class File {
         }
         let closing = descriptor
         descriptor = -1
+        if requestsInFlight > 0 {
+            pendingClose = (closing, completion)
+        } else {
+            startClose(closing, completion: completion)
+        }
+    }
+
+    /// Counts a request that reads the descriptor; `requestDidFinish()` balances it.
+    fileprivate func requestDidStart() {
+        requestsInFlight += 1
+    }
+
+    /// Called by a request's box after its completion ran: the last one starts a waiting close.
+    fileprivate func requestDidFinish() {
+        requestsInFlight -= 1
+        if requestsInFlight == 0, let (closing, completion) = pendingClose {
+            pendingClose = nil
+            startClose(closing, completion: completion)
+        }
+    }
+
+    private func startClose(_ closing: Int32, completion: ((UVError?) -> Void)?) {
         let request = FileRequest.start { request in
             let result = request.pointee.result
             completion?(result < 0 ? UVError(code: Int32(result)) : nil)
@@ -146,30 +180,36 @@ public final class File {
 @available(*, unavailable)
 extension File: Sendable {}
 
-/// The owner of one `uv_fs_t`: its completion and the buffer a read fills.
+/// The owner of one `uv_fs_t`: its completion, the buffer a read fills and the `File` whose
+/// descriptor the thread pool reads.
 ///
 /// `start` allocates the request and stores a retained box in `data`; `finish` (the libuv
 /// callback, or `checkStarted` when libuv refused the request) takes the box back, runs the
-/// completion, cleans the request up and frees it: the one balancing release.
+/// completion, cleans the request up and frees it: the one balancing release. Until then the
+/// box keeps the `File` alive, so its descriptor cannot be closed under the thread pool.
 private final class FileRequest {
     let completion: (UnsafeMutablePointer<uv_fs_t>) -> Void
     let buffer: UnsafeMutableRawBufferPointer?
+    let file: File?
 
     private init(completion: @escaping (UnsafeMutablePointer<uv_fs_t>) -> Void,
-                 buffer: UnsafeMutableRawBufferPointer?) {
+                 buffer: UnsafeMutableRawBufferPointer?, file: File?) {
         self.completion = completion
         self.buffer = buffer
+        self.file = file
     }
 
     deinit { buffer?.deallocate() }
 
-    static func start(owning buffer: UnsafeMutableRawBufferPointer? = nil,
+    static func start(readingFrom file: File? = nil,
+                      owning buffer: UnsafeMutableRawBufferPointer? = nil,
                       _ completion: @escaping (UnsafeMutablePointer<uv_fs_t>) -> Void)
         -> UnsafeMutablePointer<uv_fs_t> {
         let request = UnsafeMutablePointer<uv_fs_t>.allocate(capacity: 1)
         request.initialize(to: uv_fs_t())
-        request.pointee.data = Unmanaged.passRetained(FileRequest(completion: completion, buffer: buffer))
-            .toOpaque()
+        let box = FileRequest(completion: completion, buffer: buffer, file: file)
+        request.pointee.data = Unmanaged.passRetained(box).toOpaque()
+        file?.requestDidStart()
         return request
     }
 
@@ -180,6 +220,7 @@ private final class FileRequest {
         owner.completion(request)
         uv_fs_req_cleanup(request)
         request.deallocate()
+        owner.file?.requestDidFinish()
     }
 
     /// libuv returns an error at once (and never calls back) when it cannot queue a request:

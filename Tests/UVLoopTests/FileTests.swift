@@ -19,6 +19,38 @@ private struct TemporaryFile {
     func remove() { unlink(path) }
 }
 
+/// Holds every thread of libuv's pool in an `open` of a FIFO, which blocks until `open()`
+/// opens the FIFO as well: requests queued meanwhile start only after that, in order.
+private final class ThreadPoolGate {
+    private let path: String
+    private let loop: Loop
+    private var held: [File] = []
+    private let threads: Int
+
+    init(loop: Loop) {
+        self.loop = loop
+        path = "/tmp/uvloop-gate-\(getpid())-\(UInt64.random(in: 0...UInt64.max))"
+        precondition(mkfifo(path, 0o600) == 0, "mkfifo failed")
+        // libuv's pool has UV_THREADPOOL_SIZE threads (1...1024), 4 when it is not set.
+        threads = getenv("UV_THREADPOOL_SIZE").flatMap { Int(String(cString: $0)) }
+            .map { min(max($0, 1), 1024) } ?? 4
+        for _ in 0..<threads {
+            File.open(path, loop: loop) { [self] result in
+                if case .success(let file) = result { held.append(file) }
+            }
+        }
+    }
+
+    /// Lets the pool go on, and waits until the blocked opens have completed.
+    func open() {
+        let writer = Glibc.open(path, O_RDWR | O_CLOEXEC)  // Never blocks for a FIFO on Linux.
+        run(loop) { held.count == threads }
+        Glibc.close(writer)
+        for file in held { file.close() }
+        unlink(path)
+    }
+}
+
 @Suite("File")
 struct FileTests {
     @Test func openStatReadAndCloseRunOnThePoolAndCallBackOnTheLoop() throws {
@@ -119,6 +151,53 @@ struct FileTests {
         run(loop) { closes == 2 }
         #expect(readError?.name == "EBADF")
         #expect(statError?.name == "EBADF")
+        closeCleanly(loop)
+    }
+
+    /// A `File` dropped (or closed) while reads are in flight keeps its descriptor open until
+    /// they finish: a file opened meanwhile cannot take the descriptor's number and be read
+    /// in its place. The descriptor is closed once the last read is done.
+    @Test(arguments: [false, true])
+    func readsInFlightKeepTheDescriptorUntilTheyFinish(closeExplicitly: Bool) throws {
+        // Chunk i holds the byte i + 1; the other file holds 0xEE.
+        let chunk = 64 * 1024, chunks = 8
+        let patterns = (0..<chunks).map { [UInt8](repeating: UInt8($0 + 1), count: chunk) }
+        let original = TemporaryFile(patterns.flatMap { $0 })
+        let other = TemporaryFile([UInt8](repeating: 0xEE, count: chunk * chunks))
+        defer { original.remove(); other.remove() }
+        let loop = try Loop()
+        // The reads start only once the File is gone and its number was taken again.
+        let gate = ThreadPoolGate(loop: loop)
+        var file: File? = File(adopting: open(original.path, O_RDONLY | O_CLOEXEC), loop: loop)
+        var outcomes = [String?](repeating: nil, count: chunks)
+        for index in 0..<chunks {
+            file!.read(count: chunk, at: index * chunk) { result in
+                switch result {
+                case .success(let bytes):
+                    let same = bytes.count == chunk
+                        && memcmp(bytes.baseAddress!, patterns[index], chunk) == 0
+                    outcomes[index] = same ? "ok" : "wrong bytes (first \(bytes.first ?? 0))"
+                case .failure(let error):
+                    outcomes[index] = "\(error)"
+                }
+            }
+        }
+        var closed = !closeExplicitly
+        if closeExplicitly {
+            file!.close { error in
+                #expect(error == nil)
+                #expect(!outcomes.contains(nil), "closed before the reads finished")
+                closed = true
+            }
+        }
+        file = nil
+        // Takes the lowest free number: the original's, if the File let go of it too early.
+        let reuser = open(other.path, O_RDONLY | O_CLOEXEC)
+        defer { Glibc.close(reuser) }
+        gate.open()
+        run(loop) { closed && !outcomes.contains(nil) }
+        #expect(outcomes == Array(repeating: "ok", count: chunks))
+        #expect(!openDescriptors().contains { $0.target == original.path }, "descriptor leaked")
         closeCleanly(loop)
     }
 
