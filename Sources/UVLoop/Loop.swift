@@ -34,7 +34,8 @@ public final class Loop: @unchecked Sendable {
     private(set) var isClosed = false
 
     /// Connections created on this loop and not yet closed (their close callback has not run).
-    public internal(set) var liveConnections = 0
+    /// Internal: the tests read it to find leaks.
+    var liveConnections = 0
 
     /// Creates a loop with its own `uv_loop_t` and a read buffer of `readBufferSize` bytes.
     ///
@@ -158,7 +159,7 @@ public final class Loop: @unchecked Sendable {
     /// Polling pays only while it mostly waits. When most of its iterations find events, the
     /// loop is saturated: it would find them without sleeping anyway, and polling would only
     /// spend its spare moments and split its batches into more, smaller iterations. It then
-    /// blocks for 10 ms (`isPollingPaused`) before it tries polling again.
+    /// blocks for 10 ms before it tries polling again.
     ///
     /// At most one second. Set it on the loop thread, before or between runs, and before
     /// `close()`.
@@ -171,12 +172,13 @@ public final class Loop: @unchecked Sendable {
     }
 
     /// How long `run()` polls now before blocking (nanoseconds), within `busyPollLimit`.
-    /// Read it on the loop thread.
-    public private(set) var pollWindow: UInt64 = 0
+    /// Read it on the loop thread. A statistic for tests, not API: `package`, because the
+    /// BaseHTTPServer tests read it without `@testable`.
+    package private(set) var pollWindow: UInt64 = 0
 
     /// Whether polling is paused because the loop was found saturated (see `busyPollLimit`).
-    /// Read it on the loop thread.
-    public var isPollingPaused: Bool { uv_hrtime() < pollPausedUntil }
+    /// Read it on the loop thread. Internal: a statistic for tests.
+    var isPollingPaused: Bool { uv_hrtime() < pollPausedUntil }
 
     /// Until when (`uv_hrtime`) polling is paused; how long a pause lasts.
     private var pollPausedUntil: UInt64 = 0
