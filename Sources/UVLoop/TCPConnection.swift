@@ -96,6 +96,10 @@ public final class TCPConnection: Transport, LoopResource {
         }, { stream, count, buf in
             TCPConnection.withOwner(of: stream!) { $0.didRead(count, buf!.pointee.base) }
         })
+        // libuv refuses a closing handle (ruled out above) and, with ENOTCONN, a stream that
+        // can no longer be read: after its end of input, which the delegate has heard of.
+        precondition(status == 0 || status == Int32(UV_ENOTCONN.rawValue),
+                     "uv_read_start failed: \(UVError(code: status))")
         reading = status == 0
     }
 
@@ -103,7 +107,7 @@ public final class TCPConnection: Transport, LoopResource {
     /// backpressure once that fills.
     public func stopReading() {
         guard state == .open, reading else { return }
-        uv_read_stop(stream)
+        uv_read_stop(stream)  // Never fails.
         reading = false
     }
 
@@ -118,6 +122,7 @@ public final class TCPConnection: Transport, LoopResource {
             reading = false  // libuv stops reading by itself at EOF.
             delegateStorage?.transportDidReadEOF(self)
         } else if count < 0 {
+            reading = false  // libuv stops reading by itself after an error too.
             delegateStorage?.transport(self, didFail: UVError(code: Int32(count)))
         }
         // Zero means "nothing this time" (EAGAIN): not an end of file.
@@ -203,6 +208,13 @@ public final class TCPConnection: Transport, LoopResource {
     // MARK: Shutdown and close
 
     /// Half-closes the connection once every queued write has left (`uv_shutdown`).
+    ///
+    /// `completion`, when given, runs exactly once with nil or the error; without one, a
+    /// failure (the kernel refusing the half-close of a reset connection, say) reaches the
+    /// delegate's `didFail`, on a later iteration. After `close()` it fails with
+    /// `.brokenPipe`. A stream already shut down or shutting down (a second call), or one whose
+    /// reading failed (already reported to the delegate), refuses at once with ENOTCONN: a
+    /// completion hears that before `shutdown` returns; without one the call is harmless.
     public func shutdown(completion: ((UVError?) -> Void)? = nil) {
         guard state == .open else {
             completion?(.brokenPipe)
@@ -213,18 +225,32 @@ public final class TCPConnection: Transport, LoopResource {
             Unmanaged.passRetained(WriteCompletion($0)).toOpaque()
         }
         let status = uv_shutdown(request, stream) { request, status in
-            let completion = request!.pointee.data.map {
-                Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
-            }
-            request!.deallocate()
-            completion?.body(status < 0 ? UVError(code: status) : nil)
+            TCPConnection.withOwner(of: request!.pointee.handle) { $0.didShutdown(request!, status) }
         }
         if status < 0 {
+            // libuv refuses (ENOTCONN) only a stream already shut down or shutting down, or no
+            // longer writable after a read error the delegate has heard of; the handle is not
+            // closing. Nothing new to report but to a completion, which asked.
             let completion = request.pointee.data.map {
                 Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
             }
             request.deallocate()
             completion?.body(UVError(code: status))
+        }
+    }
+
+    private func didShutdown(_ request: UnsafeMutablePointer<uv_shutdown_t>, _ status: Int32) {
+        loop.events &+= 1
+        let completion = request.pointee.data.map {
+            Unmanaged<WriteCompletion>.fromOpaque($0).takeRetainedValue()
+        }
+        request.deallocate()
+        let error = status < 0 ? UVError(code: status) : nil
+        if let completion {
+            completion.body(error)
+        } else if let error, state == .open {
+            // ECANCELED, from a close, is no news to the owner that closed: as for writes.
+            delegateStorage?.transport(self, didFail: error)
         }
     }
 

@@ -1,3 +1,4 @@
+import Glibc
 import Testing
 @testable import UVLoop
 
@@ -13,6 +14,35 @@ private func connectedPair(on loop: Loop) throws -> (server: TCPConnection, clie
     run(loop) { server != nil && client != nil }
     listener.close()
     return (server!, client!)
+}
+
+/// Accepts a plain blocking client socket (not libuv's) on a fresh listener, so that the test
+/// can reset it: `SO_LINGER` 0 makes `close` send a RST.
+private func acceptResettableClient(on loop: Loop) throws -> (server: TCPConnection, client: Int32) {
+    let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0)
+    var server: TCPConnection?
+    listener.onConnection = { server = $0 }
+    let client = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = UInt16(listener.localAddress.port).bigEndian
+    address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+        }
+    }
+    #expect(connected == 0)
+    run(loop) { server != nil }
+    listener.close()
+    return (server!, client)
+}
+
+/// Closes `socket` with a RST instead of a FIN.
+private func reset(_ socket: Int32) {
+    var linger = Glibc.linger(l_onoff: 1, l_linger: 0)
+    setsockopt(socket, SOL_SOCKET, SO_LINGER, &linger, socklen_t(MemoryLayout<Glibc.linger>.size))
+    Glibc.close(socket)
 }
 
 @Suite("TCP connection lifecycle")
@@ -78,6 +108,73 @@ struct TCPConnectionLifecycleTests {
         server.startReading()
         run(loop) { got.count == 4 }
         #expect(got == Array("ping".utf8))
+        server.close()
+        client.close()
+        closeCleanly(loop)
+    }
+
+    /// After a read error libuv stops reading by itself, as at the end of input.
+    @Test func aReadErrorStopsReading() throws {
+        let loop = try Loop()
+        let (server, client) = try acceptResettableClient(on: loop)
+        var failures: [UVError] = []
+        let callbacks = Callbacks()
+        callbacks.onFail = { _, error in failures.append(error) }  // Stays open.
+        server.delegate = callbacks
+        server.startReading()
+        reset(client)
+        run(loop) { !failures.isEmpty }
+        #expect(failures == [.connectionReset])
+        #expect(!server.isReading)
+        server.close()
+        closeCleanly(loop)
+    }
+
+    /// A shutdown the kernel refuses (the peer reset the connection) fails in its callback:
+    /// with no completion to hear it, the delegate does.
+    @Test func aFailedShutdownWithoutACompletionReachesTheDelegate() throws {
+        let loop = try Loop()
+        let (server, client) = try acceptResettableClient(on: loop)
+        var failures: [UVError] = []
+        let callbacks = Callbacks()
+        callbacks.onFail = { _, error in failures.append(error) }
+        server.delegate = callbacks
+        reset(client)
+        // The RST crosses loopback within the close; the peer's address goes with it.
+        var spins = 0
+        while server.remoteAddress != nil && spins < 1_000_000 {
+            sched_yield()
+            spins += 1
+        }
+        #expect(server.remoteAddress == nil)
+        server.shutdown()
+        run(loop) { !failures.isEmpty }
+        #expect(failures.map(\.name) == ["ENOTCONN"])
+        server.close()
+        closeCleanly(loop)
+    }
+
+    /// A second shutdown is refused (the stream is already shutting down): its completion
+    /// hears ENOTCONN, and without a completion it is harmless.
+    @Test func aSecondShutdownIsRefusedWithoutHarm() throws {
+        let loop = try Loop()
+        let (server, client) = try connectedPair(on: loop)
+        var failures: [UVError] = []
+        let callbacks = Callbacks()
+        callbacks.onFail = { _, error in failures.append(error) }
+        server.delegate = callbacks
+        var results: [String] = []
+        server.shutdown { results.append($0?.name ?? "ok") }
+        server.shutdown { results.append($0?.name ?? "ok") }
+        server.shutdown()
+        var clientSawEOF = false
+        let clientCallbacks = Callbacks()
+        clientCallbacks.onEOF = { _ in clientSawEOF = true }
+        client.delegate = clientCallbacks
+        client.startReading()
+        run(loop) { results.count == 2 && clientSawEOF }
+        #expect(results == ["ENOTCONN", "ok"])
+        #expect(failures.isEmpty)
         server.close()
         client.close()
         closeCleanly(loop)
