@@ -309,7 +309,10 @@ public final class Loop: @unchecked Sendable {
         queueLock.withLock {
             guard takesBlocks else { return }
             queued.append(block)
-            uv_async_send(wakeUp)
+            // libuv's uv_async_send returns 0 on Unix (it aborts itself if the eventfd write
+            // fails); a failure would leave the block waiting for some other wake-up.
+            let status = uv_async_send(wakeUp)
+            precondition(status == 0, "uv_async_send failed: \(UVError(code: status))")
         }
     }
 

@@ -33,15 +33,17 @@ public final class LoopTimer: LoopResource {
                       _ callback: @escaping () -> Void) {
         guard !isClosing else { return }
         self.callback = callback
-        uv_timer_start(handle, { handle in
+        let status = uv_timer_start(handle, { handle in
             Unmanaged<LoopTimer>.fromOpaque(handle!.pointee.data).takeUnretainedValue().didFire()
         }, milliseconds, repeatEvery)
+        // libuv refuses only a closing timer or a missing callback, both ruled out here.
+        precondition(status == 0, "uv_timer_start failed: \(UVError(code: status))")
     }
 
     /// Stops the timer without closing it; `start` may be called again.
     public func stop() {
         guard !isClosing else { return }
-        uv_timer_stop(handle)
+        uv_timer_stop(handle)  // Never fails.
         callback = nil
     }
 

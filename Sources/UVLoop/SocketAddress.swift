@@ -12,29 +12,34 @@ public struct SocketAddress: Sendable, Equatable, Hashable, CustomStringConverti
 
     public var description: String { isIPv6 ? "[\(host)]:\(port)" : "\(host):\(port)" }
 
-    /// Reads a `sockaddr_in` or `sockaddr_in6` as libuv and the kernel fill it in.
+    /// Reads a `sockaddr_in` or `sockaddr_in6` as libuv and the kernel fill it in; nil for
+    /// another family.
     init?(_ storage: UnsafePointer<sockaddr_storage>) {
+        // uv_ip4_name and uv_ip6_name fail only for a buffer too small for the address (this
+        // one fits any) or an unknown family (ruled out): a failure still yields nil, never a
+        // host read from a buffer they did not fill.
         let capacity = Int(INET6_ADDRSTRLEN) + 1
+        let named: (host: String, port: Int)?
         switch Int32(storage.pointee.ss_family) {
         case AF_INET:
-            let (host, port) = storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+            named = storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
                 withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { name in
-                    uv_ip4_name(sin, name.baseAddress, capacity)
+                    guard uv_ip4_name(sin, name.baseAddress, capacity) == 0 else { return nil }
                     return (String(cString: name.baseAddress!), Int(UInt16(bigEndian: sin.pointee.sin_port)))
                 }
             }
-            self.init(host: host, port: port, isIPv6: false)
         case AF_INET6:
-            let (host, port) = storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
+            named = storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin6 in
                 withUnsafeTemporaryAllocation(of: CChar.self, capacity: capacity) { name in
-                    uv_ip6_name(sin6, name.baseAddress, capacity)
+                    guard uv_ip6_name(sin6, name.baseAddress, capacity) == 0 else { return nil }
                     return (String(cString: name.baseAddress!), Int(UInt16(bigEndian: sin6.pointee.sin6_port)))
                 }
             }
-            self.init(host: host, port: port, isIPv6: true)
         default:
-            return nil
+            named = nil
         }
+        guard let named else { return nil }
+        self.init(host: named.host, port: named.port, isIPv6: Int32(storage.pointee.ss_family) == AF_INET6)
     }
 
     /// The address libuv reports for a TCP handle through `query` (`uv_tcp_getpeername` or

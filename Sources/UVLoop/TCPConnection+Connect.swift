@@ -36,12 +36,14 @@ extension TCPConnection {
     }
 
     private func didConnect(_ status: Int32, _ completion: (Result<TCPConnection, UVError>) -> Void) {
+        // The connection is promised with TCP_NODELAY on; setting it fails only for a socket
+        // the kernel has already given up on, which is then reported as the connect's failure.
+        let status = status == 0 ? uv_tcp_nodelay(handle, 1) : status
         guard status == 0 else {
             close()
             completion(.failure(UVError(code: status)))
             return
         }
-        uv_tcp_nodelay(handle, 1)
         completion(.success(self))
     }
 }

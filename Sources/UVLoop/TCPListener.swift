@@ -114,15 +114,19 @@ public final class TCPListener: LoopResource {
     private func acceptOne() {
         loop.events &+= 1
         let connection = TCPConnection(loop: loop)
-        let status = uv_accept(cuv_tcp_as_stream(handle), connection.stream)
+        let accepted = uv_accept(cuv_tcp_as_stream(handle), connection.stream)
+        // Accepted sockets inherit TCP_NODELAY from the listening socket on Linux; elsewhere
+        // it is set here, and failing to set it fails the accept.
+        #if os(Linux)
+        let status = accepted
+        #else
+        let status = accepted == 0 ? uv_tcp_nodelay(connection.handle, 1) : accepted
+        #endif
         guard status == 0 else {
             connection.close()
             onError?(UVError(code: status))
             return
         }
-        #if !os(Linux)
-        uv_tcp_nodelay(connection.handle, 1)
-        #endif
         if let onConnection {
             onConnection(connection)
         } else {
