@@ -257,10 +257,6 @@ public final class Loop: @unchecked Sendable {
         return uv_now(raw)
     }
 
-    /// The loop's clock, for code that reads `now` often: a plain value, so reading it costs
-    /// no reference counting of the loop. Valid until the loop is closed.
-    public var clock: LoopClock { LoopClock(loop: raw) }
-
     /// Refreshes `now` from the clock (it is otherwise cached for the iteration).
     public func updateTime() {
         assertOpen("Loop.updateTime()")
@@ -386,15 +382,6 @@ public final class Loop: @unchecked Sendable {
         guard status == 0 else { throw UVError(code: status) }
         raw.deallocate()
     }
-}
-
-/// A loop's cached time, readable without a reference to the `Loop` (see `Loop.clock`).
-public struct LoopClock: @unchecked Sendable {
-    // Sendable like `Loop` itself; `now` is read on the loop thread.
-    let loop: UnsafeMutablePointer<uv_loop_t>
-
-    /// The loop's cached time in milliseconds, as `Loop.now`.
-    public var now: UInt64 { uv_now(loop) }
 }
 
 /// A mutex for the few fields other threads touch. Heap-allocated: a pthread mutex must not move.

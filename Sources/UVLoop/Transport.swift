@@ -47,9 +47,9 @@ extension Transport {
     }
 }
 
-/// What a `Transport` tells its owner. Every method is called on the loop thread, never
-/// from inside a call the owner made on the transport (no re-entry), except `write`'s own
-/// completion.
+/// What a `Transport` tells its owner. Every method is called on the loop thread, and not
+/// from inside a call the owner made on the transport, with one exception: a write the
+/// kernel refuses at once (the peer is gone) reports its failure before `write` returns.
 public protocol TransportDelegate: AnyObject {
     /// Bytes arrived. `bytes` is borrowed (from the loop's shared read buffer, for TCP) and
     /// valid only during the call: copy what must outlive it.
