@@ -47,22 +47,24 @@ public struct RequestHead: Sendable, Equatable {
     /// ``prepareForNextMessage()`` made it unique; every public setter copies it first when it
     /// is shared. That run-time uniqueness check is what makes sharing it across threads sound.
     /// The same check rules out overlapping accesses, so the properties skip the dynamic
-    /// exclusivity bookkeeping (a thread-local access set), which cost more than the parsing.
+    /// exclusivity bookkeeping (a thread-local access set). The number after each is what
+    /// its check alone would add per request (Scripts/callgrind, S2's shape: 6,075
+    /// instructions per request; with every field checked, 9,668).
     @usableFromInline
     final class Storage: @unchecked Sendable {
-        @usableFromInline @exclusivity(unchecked) var requestLine: Range<Int> = 0..<0
-        @usableFromInline @exclusivity(unchecked) var method: Range<Int> = 0..<0
-        @usableFromInline @exclusivity(unchecked) var knownMethod = KnownMethod.other
-        @usableFromInline @exclusivity(unchecked) var target: Range<Int> = 0..<0
-        @usableFromInline @exclusivity(unchecked) var version: Range<Int>? = nil
-        @usableFromInline @exclusivity(unchecked) var versionMajor = 0
-        @usableFromInline @exclusivity(unchecked) var versionMinor = 9
-        @exclusivity(unchecked) var fields: [HeaderField] = []
-        @usableFromInline @exclusivity(unchecked) var framing = BodyFraming.none
-        @usableFromInline @exclusivity(unchecked) var connectionClose = false
-        @usableFromInline @exclusivity(unchecked) var connectionKeepAlive = false
-        @usableFromInline @exclusivity(unchecked) var expect = ExpectValue.none
-        @usableFromInline @exclusivity(unchecked) var headLength = 0
+        @usableFromInline @exclusivity(unchecked) var requestLine: Range<Int> = 0..<0  // 276
+        @usableFromInline @exclusivity(unchecked) var method: Range<Int> = 0..<0  // 168
+        @usableFromInline @exclusivity(unchecked) var knownMethod = KnownMethod.other  // 250
+        @usableFromInline @exclusivity(unchecked) var target: Range<Int> = 0..<0  // 164
+        @usableFromInline @exclusivity(unchecked) var version: Range<Int>? = nil  // 253
+        @usableFromInline @exclusivity(unchecked) var versionMajor = 0  // 519
+        @usableFromInline @exclusivity(unchecked) var versionMinor = 9  // 546
+        @exclusivity(unchecked) var fields: [HeaderField] = []  // 327
+        @usableFromInline @exclusivity(unchecked) var framing = BodyFraming.none  // 168
+        @usableFromInline @exclusivity(unchecked) var connectionClose = false  // 267
+        @usableFromInline @exclusivity(unchecked) var connectionKeepAlive = false  // 248
+        @usableFromInline @exclusivity(unchecked) var expect = ExpectValue.none  // 246
+        @usableFromInline @exclusivity(unchecked) var headLength = 0  // 258
 
         init() { fields.reserveCapacity(16) }
 
