@@ -7,7 +7,8 @@ extension BaseHTTPRequestHandler {
     /// resets the attributes and decides, as Python's `parse_request` does, whether the
     /// connection stays open.
     func prepare(_ exchange: Exchange) {
-        self.exchange = exchange
+        if self.exchange !== exchange { self.exchange = exchange }
+        exchange.isResponding = true
         exchange.beginRequest()
         var close = true
         if let head = exchange.head {
@@ -26,7 +27,8 @@ extension BaseHTTPRequestHandler {
     /// Starts the answer to an error found before a request was understood (`requestLine`
     /// is what was read of its first line).
     func prepareForError(requestLine: [UInt8], _ exchange: Exchange) {
-        self.exchange = exchange
+        if self.exchange !== exchange { self.exchange = exchange }
+        exchange.isResponding = true
         exchange.body.removeAll()
         exchange.head = nil
         exchange.beginRequest()

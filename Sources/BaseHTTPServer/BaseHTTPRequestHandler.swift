@@ -33,9 +33,10 @@ open class BaseHTTPRequestHandler {
     /// The connection, while it is open; nil once the client is gone. The connection owns
     /// this handler and clears the reference when it closes (which breaks the cycle).
     var connection: HTTPConnection?
-    /// The connection's exchange, lent to this handler while a response is in progress (from
-    /// the request's arrival until the response is finished): the request attributes and the
-    /// response being written. Nil at any other time, so output written then is dropped.
+    /// The connection's exchange, lent to this handler while the connection holds one: the
+    /// request attributes and the response being written. They are there only while
+    /// `exchange.isResponding` (from the request's arrival until the response is finished);
+    /// output written at any other time is dropped.
     var exchange: Exchange?
 
     /// Creates the handler for a new connection. Subclasses do not override this.
@@ -55,7 +56,7 @@ open class BaseHTTPRequestHandler {
     /// (before the first request, once the response is finished, and once the client has gone).
     @inline(__always)
     func withRequest<R>(_ none: @autoclosure () -> R, _ body: (Exchange) -> R) -> R {
-        guard let exchange else { return none() }
+        guard let exchange, exchange.isResponding else { return none() }
         return body(exchange)
     }
 
@@ -64,7 +65,7 @@ open class BaseHTTPRequestHandler {
     /// logged when the client is still there (a deferred handler writing after `finish()`).
     @inline(__always)
     func withResponse(_ body: (Exchange) -> Void) {
-        if let exchange {
+        if let exchange, exchange.isResponding {
             body(exchange)
         } else {
             outputOutsideResponse()

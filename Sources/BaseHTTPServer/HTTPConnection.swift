@@ -56,9 +56,9 @@ final class HTTPConnection: TransportDelegate {
     /// while closing), so that idle connections own none: a crowd of them costs little
     /// memory, and the busy ones share warm buffers. Never while parsing, which uses it.
     private func returnExchangeIfDone() {
-        guard !parsing, machine.isBetweenRequests, handler.exchange == nil,
-              let exchange = exchange.take() else { return }
+        guard !parsing, machine.isBetweenRequests, let exchange = exchange.take() else { return }
         if exchange.isDone {
+            handler.exchange = nil
             handler.server.recycle(exchange)
         } else {
             self.exchange = exchange
@@ -228,7 +228,7 @@ final class HTTPConnection: TransportDelegate {
     private func answerExpectation(_ expect: ExpectValue, _ exchange: Exchange) {
         handler.prepare(exchange)
         if expect == .continue100, handler.handleExpect100() {
-            handler.exchange = nil  // The interim response is out; the request goes on.
+            exchange.isResponding = false  // The interim response is out; the request goes on.
             flushOutput()
             _ = machine.expectationAnswered(accepted: true, now: now)
             return
@@ -268,7 +268,7 @@ final class HTTPConnection: TransportDelegate {
         handler.logError("error in handler for \(handler.requestline.debugDescription): \(error)")
         machine.handlerThrew()
         deferred = nil
-        guard let exchange = handler.exchange else { return }
+        guard let exchange = handler.exchange, exchange.isResponding else { return }
         if !exchange.responseFlushed {
             exchange.output.truncate(to: exchange.responseStart)
             exchange.response.reset()
@@ -296,12 +296,11 @@ final class HTTPConnection: TransportDelegate {
     private func finishResponse(_ exchange: Exchange) {
         guard machine.state == .handling || machine.state == .deferred else { return }
         handler.completeResponse(exchange)
-        handler.exchange = nil
+        exchange.isResponding = false
         if deferred != nil { deferred = nil }
         exchange.head = nil
-        let server = handler.server
-        server.requestDidComplete()
-        let keepAlive = !handler.closeConnection && !server.isShuttingDown
+        handler.server.requestDidComplete()
+        let keepAlive = !handler.closeConnection && !handler.server.isShuttingDown
         let action = machine.responseFinished(keepAlive: keepAlive, inputWaits: !exchange.pending.isEmpty,
                                               now: now)
         if action != .parse { perform(action) }  // The parse loop, or the caller, goes on.

@@ -73,7 +73,7 @@ final class FileStreamer {
     /// Installs the connection hooks and sends the first chunk. The hooks hold this streamer
     /// until it ends.
     func start() {
-        guard let exchange = handler.exchange, offset < end else {
+        guard let exchange = handler.exchange, exchange.isResponding, offset < end else {
             complete()
             return
         }
