@@ -278,7 +278,8 @@ public final class Loop: @unchecked Sendable {
     /// Stops the process when the loop was closed: its `uv_loop_t` is gone, and every entry
     /// point that needs it calls this first rather than touch freed memory.
     func assertOpen(_ what: StaticString, file: StaticString = #fileID, line: UInt = #line) {
-        precondition(!isClosed, "Loop used after close(): \(what)", file: file, line: line)
+        // fatalError, not precondition: an optimized build drops a precondition's message.
+        if isClosed { fatalError("Loop used after close(): \(what)", file: file, line: line) }
     }
 
     private func enter() {
