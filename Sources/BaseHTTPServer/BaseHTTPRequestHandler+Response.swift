@@ -136,15 +136,10 @@ private func writeLogNumber(_ number: Int?, to output: UnsafeMutablePointer<UInt
     return output + writeDecimal(number.magnitude, digits: decimalDigitCount(number.magnitude), to: output)
 }
 
-/// Writes a whole line to standard error with one system call, so that lines from several
-/// servers in one process do not interleave.
-func writeToStandardError(_ line: String) {
-    writeAll(to: STDERR_FILENO, line)
-}
-
-/// Writes `text` to `descriptor` at once, unbuffered, retrying when interrupted (stdio's
-/// streams are not concurrency-safe in Swift 6, and a piped stdout would hold a line back).
-/// For the package's executables too.
+/// Writes `text` to `descriptor` at once, unbuffered, retrying when interrupted: a log line
+/// to standard error leaves in one system call, so lines from several servers in one process
+/// do not interleave (stdio's streams are not concurrency-safe in Swift 6, and a piped
+/// stdout would hold a line back). For the package's executables too.
 package func writeAll(to descriptor: Int32, _ text: String) {
     var text = text
     text.withUTF8 { bytes in

@@ -1,3 +1,4 @@
+import Glibc
 import HTTPParser
 
 /// Handles the requests of one connection: Python's `BaseHTTPRequestHandler`.
@@ -313,7 +314,7 @@ open class BaseHTTPRequestHandler {
     /// Writes `host - - [date] message` to standard error (`log_message`), with control
     /// characters escaped so that a client cannot forge log lines.
     open func logMessage(_ message: String) {
-        writeToStandardError("\(addressString()) - - [\(logDateTimeString())] \(logEscape(message))\n")
+        writeAll(to: STDERR_FILENO, "\(addressString()) - - [\(logDateTimeString())] \(logEscape(message))\n")
     }
 
     /// The `Server` header's value: `serverVersion` and `sysVersion` (`version_string`).

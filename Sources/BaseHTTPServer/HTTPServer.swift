@@ -202,7 +202,7 @@ open class HTTPServer: @unchecked Sendable {
         do {
             try loop.close()
         } catch {
-            writeToStandardError("HTTPServer: the loop did not close cleanly: \(error)\n")
+            writeAll(to: STDERR_FILENO, "HTTPServer: the loop did not close cleanly: \(error)\n")
         }
     }
 
@@ -224,7 +224,7 @@ open class HTTPServer: @unchecked Sendable {
         let now = Int(loop.now / 1000)
         guard now != lastAcceptErrorLog else { return }
         lastAcceptErrorLog = now
-        writeToStandardError("HTTPServer: accept failed: \(error)\n")
+        writeAll(to: STDERR_FILENO, "HTTPServer: accept failed: \(error)\n")
     }
 
     func connectionDidClose(_ connection: HTTPConnection) {
