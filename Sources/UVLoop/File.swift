@@ -20,12 +20,12 @@ public struct FileStatus: Sendable, Equatable {
     }
 }
 
-/// An open file whose reads run on libuv's thread pool, so that the loop never waits for a disk.
+/// An open file whose reads and writes run on libuv's thread pool, so that the loop never waits for a disk.
 ///
 /// Every operation is one `uv_fs_t` request: heap-allocated, owned by a `FileRequest` box that
 /// `req->data` retains, and freed (with `uv_fs_req_cleanup`) in its callback, which also
 /// releases the box exactly once. Completions run on the loop thread. The descriptor belongs to
-/// this object, and stays open while a request that reads it (`read`, `stat`) is in flight: the
+/// this object, and stays open while a request that uses it (`read`, `write`, `stat`) is in flight: the
 /// thread pool must never read a closed descriptor, or one reused by a file opened meanwhile.
 /// So each such request's box retains the `File` until its callback, and `close(completion:)`
 /// waits for them before it closes the descriptor on the thread pool. A `File` dropped while
@@ -127,6 +127,35 @@ public final class File {
         }
         var buf = cuv_buf(buffer.baseAddress, count)
         let status = uv_fs_read(loop.raw, request, descriptor, &buf, 1, Int64(offset)) { request in
+            FileRequest.finish(request!)
+        }
+        FileRequest.checkStarted(request, status)
+    }
+
+    /// Writes `bytes` at `offset` on the thread pool. Called on the loop thread.
+    ///
+    /// The request holds its own copy of the bytes until it calls back. A regular file takes
+    /// them whole unless the disk fills (or a limit is reached): the count says how many went.
+    /// - Parameter completion: runs on the loop thread with the number of bytes written or the
+    ///   error (`UV_ENOSPC`, `UV_EDQUOT`, `UV_EFBIG`, …).
+    public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int,
+                      completion: @escaping (Result<Int, UVError>) -> Void) {
+        loop.assertOpen("File.write")
+        loop.assertOnLoopThread("File.write")
+        guard descriptor >= 0 else {
+            completion(.failure(UVError(code: Int32(UV_EBADF.rawValue))))
+            return
+        }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
+        if let source = bytes.baseAddress, !bytes.isEmpty {
+            buffer.baseAddress!.copyMemory(from: source, byteCount: bytes.count)
+        }
+        let request = FileRequest.start(readingFrom: self, owning: buffer) { request in
+            let result = request.pointee.result
+            completion(result < 0 ? .failure(UVError(code: Int32(result))) : .success(result))
+        }
+        var buf = cuv_buf(buffer.baseAddress, bytes.count)
+        let status = uv_fs_write(loop.raw, request, descriptor, &buf, 1, Int64(offset)) { request in
             FileRequest.finish(request!)
         }
         FileRequest.checkStarted(request, status)

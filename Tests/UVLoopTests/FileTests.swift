@@ -118,6 +118,46 @@ struct FileTests {
         closeCleanly(loop)
     }
 
+    @Test func writesLandAtTheirOffsetsAndReadBackAndAFailedWriteSaysWhy() throws {
+        let temporary = TemporaryFile([])
+        defer { temporary.remove() }
+        let loop = try Loop()
+        let file = File(adopting: open(temporary.path, O_RDWR), loop: loop)
+        let first = (0..<200_000).map { UInt8(truncatingIfNeeded: $0 &* 7) }
+        var written: [Int] = []
+        first.withUnsafeBytes { bytes in
+            file.write(bytes, at: 0) { result in written.append((try? result.get()) ?? -1) }
+        }
+        // The request copied the bytes: changing the source now changes nothing.
+        Array("tail".utf8).withUnsafeBytes { bytes in
+            file.write(bytes, at: first.count) { result in written.append((try? result.get()) ?? -1) }
+        }
+        run(loop) { written.count == 2 }
+        #expect(written.sorted() == [4, first.count])
+        var back: [UInt8]?
+        file.read(count: first.count + 10, at: 0) { result in back = (try? result.get()).map { Array($0) } }
+        run(loop) { back != nil }
+        #expect(back == first + Array("tail".utf8))
+        var closed = false
+        file.close { _ in closed = true }
+        run(loop) { closed }
+
+        // A read-only descriptor refuses the write with EBADF, through the completion.
+        let readOnly = File(adopting: open(temporary.path, O_RDONLY), loop: loop)
+        var failure: UVError?
+        Array("x".utf8).withUnsafeBytes { bytes in
+            readOnly.write(bytes, at: 0) { result in
+                if case .failure(let error) = result { failure = error } else { failure = UVError(code: 0) }
+            }
+        }
+        run(loop) { failure != nil }
+        #expect(failure?.name == "EBADF")
+        closed = false
+        readOnly.close { _ in closed = true }
+        run(loop) { closed }
+        closeCleanly(loop)
+    }
+
     @Test func openingAMissingFileFailsWithENOENT() throws {
         let loop = try Loop()
         var outcome: Result<File, UVError>?
