@@ -167,6 +167,16 @@ open class BaseHTTPRequestHandler {
     open class var errorContentType: String { "text/html;charset=utf-8" }
     /// Each status code's short message and explanation.
     open class var responses: [Int: (String, String)] { HTTPStatus.defaultResponses }
+    /// Whether `doFOO()` runs as soon as a request's head has arrived, to take the body as it
+    /// arrives with `readBody(_:)` (under backpressure: the server stops reading while the
+    /// handler has not taken what came). The default, false, reads the body whole into
+    /// `rfile` first, as Python's handlers expect. See `readBody(_:)`.
+    open class var streamsRequestBodies: Bool { false }
+    /// The largest request body accepted, in bytes; a larger one is answered 413 (instead of
+    /// `100 Continue`), before `doFOO()` runs when its length is declared. nil (the default):
+    /// the server's `configuration.maxBodySize` (64 MiB) for bodies read whole, no limit for
+    /// streamed ones.
+    open class var maxBodySize: Int? { nil }
 
     // MARK: Dispatch. Subclasses override these.
 

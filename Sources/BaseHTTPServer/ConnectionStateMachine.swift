@@ -37,6 +37,15 @@
 /// half the input mark returns resume; `tick` with queued output that made no progress for
 /// the write deadline returns abort.
 ///
+/// Streamed bodies (the handler class takes bodies as they arrive): `headReceived` with
+/// `streams` goes straight to handling (dispatch), and while the body arrives the machine is
+/// `streamingBody`: in handling and deferred, input is parsed (up to the body's end, which
+/// `requestReceived` marks; what follows waits as usual); `bodyBuffered` above the input mark
+/// returns stopReading and `bodyTaken` resume; `tick` past the body deadline, counted only
+/// while the handler waits for bytes (`bodyAwaited`), returns timeOut; `parseFailed` returns
+/// reject; `responseFinished` closes and lingers (the rest of the body is never read); the
+/// peer's half-close aborts once no waiting input could complete the body.
+///
 /// ¹ buffer instead while unsent output holds reading back. ² above `inputHighWaterMark` of
 /// buffered input, reading pauses. ³ the request was answered before all of it was read, so
 /// the close that follows lingers: it half-closes and reads until the client closes (or the
@@ -118,6 +127,15 @@ struct ConnectionStateMachine {
     private(set) var answeredEarly = false
     /// The current close lingers (see `Action.close(linger:)`).
     private(set) var lingering = false
+    /// The handler runs while the request's body still arrives (its class streams bodies):
+    /// input is parsed in `handling` and `deferred` up to the body's end.
+    private(set) var streamingBody = false
+    /// A streamed body's unread bytes passed their mark: reading pauses until the handler
+    /// takes them.
+    private(set) var bodyBacklogged = false
+    /// The handler waits for more of a streamed body (the body deadline runs only then: a
+    /// slow handler is not the client's fault).
+    private(set) var bodyAwaited = false
 
     init(now: UInt32) {
         since = now
@@ -129,7 +147,8 @@ struct ConnectionStateMachine {
     var canParse: Bool {
         switch state {
         case .idle, .head, .body: !outputBacklogged
-        case .expecting, .handling, .deferred, .closing, .closed: false
+        case .handling, .deferred: streamingBody && !bodyBacklogged && !outputBacklogged
+        case .expecting, .closing, .closed: false
         }
     }
 
@@ -155,7 +174,7 @@ struct ConnectionStateMachine {
         switch state {
         case .closed: false
         case .closing: lingering && !peerClosed
-        default: !outputBacklogged && !inputBacklogged && !peerClosed
+        default: !outputBacklogged && !inputBacklogged && !bodyBacklogged && !peerClosed
         }
     }
 
@@ -190,10 +209,18 @@ struct ConnectionStateMachine {
         since = now
     }
 
-    /// A whole head arrived; `expects` is true when it has an `Expect` field to answer.
-    mutating func headReceived(expects: Bool, now: UInt32) -> Action {
+    /// A whole head arrived; `expects` is true when it has an `Expect` field to answer now;
+    /// `streams` when the handler takes the body as it arrives (it runs at once, and answers
+    /// `100-continue` itself when it starts taking the body).
+    mutating func headReceived(expects: Bool, streams: Bool = false, now: UInt32) -> Action {
         guard state == .idle || state == .head else { return .none }
         since = now
+        if streams && !expects {
+            state = .handling
+            streamingBody = true
+            bodyAwaited = false
+            return .dispatch
+        }
         if expects {
             state = .expecting
             return .answerExpectation
@@ -218,14 +245,48 @@ struct ConnectionStateMachine {
 
     /// Body bytes arrived: the body deadline starts again.
     mutating func bodyProgressed(now: UInt32) {
-        if state == .body { since = now }
+        if state == .body || streamingBody { since = now }
     }
 
-    /// The whole request (head and body) is in.
+    /// The whole request (head and body) is in: the handler runs, or, for a streamed body,
+    /// nothing more of this request is parsed (what follows is the next request, which waits).
     mutating func requestReceived() -> Action {
+        if streamingBody {
+            streamingBody = false
+            bodyAwaited = false
+            return bodyBacklogged ? bodyTaken() : .none
+        }
         guard state == .body else { return .none }
         state = .handling
         return .dispatch
+    }
+
+    // MARK: Streamed bodies
+
+    /// The handler waits for more of its streamed body (`awaited`), or has something to work
+    /// on. The body deadline runs while it waits, from when it began to.
+    mutating func bodyAwaited(_ awaited: Bool, now: UInt32) {
+        guard streamingBody, awaited != bodyAwaited else { return }
+        bodyAwaited = awaited
+        if awaited { since = now }
+    }
+
+    /// A streamed body's bytes not yet taken by the handler number `buffered`: above
+    /// `highWaterMark`, reading pauses.
+    mutating func bodyBuffered(_ buffered: Int, highWaterMark: Int) -> Action {
+        guard streamingBody, !bodyBacklogged, buffered > highWaterMark else { return .none }
+        bodyBacklogged = true
+        return .stopReading
+    }
+
+    /// The handler took what was buffered of its body: reading resumes if it paused.
+    mutating func bodyTaken() -> Action {
+        guard bodyBacklogged else { return .none }
+        bodyBacklogged = false
+        switch state {
+        case .closing, .closed: return .none
+        default: return .resume
+        }
     }
 
     /// The parser refused the input.
@@ -235,15 +296,28 @@ struct ConnectionStateMachine {
             state = .handling
             answeredEarly = true
             return .reject
+        case .handling where streamingBody, .deferred where streamingBody:
+            endStreamedBody()
+            return .reject
         default:
             return .none
         }
+    }
+
+    /// A streamed body ends before its last byte (refused, timed out, abandoned): the rest
+    /// of it may still arrive, so the close that follows lingers.
+    private mutating func endStreamedBody() {
+        streamingBody = false
+        bodyAwaited = false
+        bodyBacklogged = false
+        answeredEarly = true
     }
 
     /// Everything the parser could take was parsed: if the peer has half-closed, nothing it
     /// sent is left to answer (an unfinished request can never complete now).
     mutating func inputExhausted(now: UInt32) -> Action {
         guard peerClosed, canParse else { return .none }
+        if streamingBody { return .abort }  // The body stops short for good.
         return beginClose(linger: false, now: now)
     }
 
@@ -264,7 +338,12 @@ struct ConnectionStateMachine {
     /// `inputWaits`: unparsed input is buffered (pipelined requests, or a refused body).
     mutating func responseFinished(keepAlive: Bool, inputWaits: Bool, now: UInt32) -> Action {
         guard state == .handling || state == .deferred else { return .none }
-        if !keepAlive {
+        if streamingBody {
+            // Answered before the body was all read: the rest is never parsed.
+            endStreamedBody()
+            return beginClose(linger: true, now: now)
+        }
+        if !keepAlive || answeredEarly {  // Answered early: where the next request starts is unknown.
             return beginClose(linger: inputWaits || answeredEarly, now: now)
         }
         state = .idle
@@ -304,6 +383,9 @@ struct ConnectionStateMachine {
     mutating func peerClosed(inputWaits: Bool, outputQueued: Bool, now: UInt32) -> Action {
         peerClosed = true
         switch state {
+        case .handling where streamingBody, .deferred where streamingBody:
+            // Unless what waits completes it, the body never can: nothing to answer.
+            return inputWaits ? .none : .abort
         case .handling, .deferred, .closed:
             return .none  // Answer it; the connection closes afterwards.
         case .closing:
@@ -343,6 +425,10 @@ struct ConnectionStateMachine {
              .body where expired(since, deadlines.body, now):
             state = .handling
             answeredEarly = true
+            return .timeOut
+        case .handling where bodyAwaited && expired(since, deadlines.body, now),
+             .deferred where bodyAwaited && expired(since, deadlines.body, now):
+            endStreamedBody()
             return .timeOut
         case .idle where !inputWaits && expired(since, deadlines.idle, now):
             return beginClose(linger: false, now: now)

@@ -73,12 +73,31 @@ final class Exchange {
     /// The framing state of the response being produced.
     // Unchecked: 2004 instructions fewer per request (Scripts/callgrind).
     @exclusivity(unchecked) var response = ResponseState()
-    /// Called when queued output has drained to half the high-water mark or below, for a body
-    /// produced piece by piece (a large file) under backpressure; set by the producer, which
-    /// clears it when done.
-    var onDrain: (() -> Void)?
-    /// Called once if the connection closes while `onDrain` is set (the producer stops).
-    var onAbandon: (() -> Void)?
+    /// The handler's `waitForDrain(_:)`: told true once queued output has drained to half
+    /// the high-water mark, false if the connection closes first.
+    var drainWaiter: ((Bool) -> Void)?
+
+    // MARK: A streamed request body
+
+    /// Where the request's body stands for the handler.
+    var bodyState = BodyState.whole
+    /// The handler's outstanding `readBody(_:)`.
+    var bodyReader: ((BodyPart) -> Void)?
+    /// `Expect: 100-continue` waits for the handler to start taking the body.
+    var continuePending = false
+    /// Parts are being handed to the handler (a read made meanwhile is served by that loop).
+    var deliveringBody = false
+
+    enum BodyState {
+        /// Read whole before the handler ran (`rfile`).
+        case whole
+        /// Arriving into `body`, which the handler empties as it reads.
+        case streaming
+        /// Every byte has arrived (and is in `body` until read).
+        case ended
+        /// It stopped short; what the handler's reads are told.
+        case failed(RequestBodyError)
+    }
 
     init(limits: ParserLimits) {
         parser = RequestParser(limits: limits)
@@ -86,7 +105,8 @@ final class Exchange {
 
     /// Whether the connection can hand this back: nothing waits to be parsed, answered or sent.
     var isDone: Bool {
-        !isResponding && pending.isEmpty && output.isEmpty && response.stage == .none && onDrain == nil
+        !isResponding && pending.isEmpty && output.isEmpty && response.stage == .none && drainWaiter == nil
+            && bodyReader == nil
     }
 
     /// Resets the response state for a new request, whose body is held up to `bufferSize`
@@ -137,8 +157,10 @@ final class Exchange {
         responseFlushed = false
         isResponding = false
         response.reset()
-        if onDrain != nil { onDrain = nil }
-        if onAbandon != nil { onAbandon = nil }
+        drainWaiter = nil
+        bodyReader = nil
+        bodyState = .whole
+        continuePending = false
     }
 
     /// Empties `bytes`, keeping at most 64 KiB of capacity. An array already empty with no

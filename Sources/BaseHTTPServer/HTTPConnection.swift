@@ -91,6 +91,7 @@ final class HTTPConnection: TransportDelegate {
         default:
             return  // Closing: discard.
         }
+        if exchange.bodyReader != nil { deliverBody(exchange) }
         flush(exchange)
         if machine.peerClosed { perform(machine.inputExhausted(now: now)) }
         returnExchangeIfDone()
@@ -108,23 +109,30 @@ final class HTTPConnection: TransportDelegate {
     func transportDidWrite(_ transport: any Transport) {
         let queued = transport.queuedBytes
         let mark = configuration.outputHighWaterMark
-        if let onDrain = exchange?.onDrain, queued <= mark / 2 { onDrain() }
+        if let exchange, let waiter = exchange.drainWaiter, queued <= mark / 2 {
+            exchange.drainWaiter = nil
+            waiter(true)
+        }
         perform(machine.outputDrained(queued: queued, highWaterMark: mark, now: now))
         returnExchangeIfDone()
     }
 
     func transportDidClose(_ transport: any Transport) {
         machine.transportClosed()
-        let onAbandon = exchange?.onAbandon
+        // The handler's waiting read and drain are told, once, after the connection is gone.
+        // (A read waits only for a body still arriving: any other is answered at once.)
+        let drainWaiter = exchange?.drainWaiter
+        let bodyReader = exchange?.bodyReader
         handler.exchange = nil
         if let exchange {
             self.exchange = nil
-            handler.server.recycle(exchange)  // resetting it drops the drain hooks
+            handler.server.recycle(exchange)  // resetting it drops the waiters
         }
         deferred?.clientDidLeave()
         deferred = nil
-        onAbandon?()
         handler.connection = nil
+        drainWaiter?(false)
+        bodyReader?(.failed(.clientGone))
         handler.server.connectionDidClose(self)
     }
 
@@ -198,26 +206,49 @@ final class HTTPConnection: TransportDelegate {
                     with: UnsafeRawBufferPointer(rebasing: window[messageStart..<messageStart + head.headLength]))
                 if !exchange.body.isEmpty { exchange.body.removeAll(keepingCapacity: true) }
                 exchange.head = head
-                let expects = head.expect != .none && head.isHTTP11OrLater && handler.protocolIsHTTP11
-                if machine.headReceived(expects: expects, now: now) == .answerExpectation {
-                    answerExpectation(head.expect, exchange)
+                var expects = head.expect != .none && head.isHTTP11OrLater && handler.protocolIsHTTP11
+                let streams = handler.server.streamsBodies && head.hasBody
+                if streams {
+                    // The handler runs now; `100 Continue` waits for its first read.
+                    exchange.bodyState = .streaming
+                    exchange.continuePending = expects && head.expect == .continue100
+                    if exchange.continuePending { expects = false }
+                }
+                switch machine.headReceived(expects: expects, streams: streams, now: now) {
+                case .answerExpectation: answerExpectation(head.expect, exchange)
+                case .dispatch: dispatch(exchange)
+                default: break
                 }
             case .body(let range):
                 exchange.body.append(contentsOf: UnsafeRawBufferPointer(
                     rebasing: window[eventStart + range.lowerBound..<eventStart + range.upperBound]))
                 machine.bodyProgressed(now: now)
+                if machine.streamingBody {
+                    perform(machine.bodyBuffered(exchange.body.count, highWaterMark: configuration.inputHighWaterMark))
+                }
             case .end:
                 messageStart = position
-                if machine.requestReceived() == .dispatch { dispatch(exchange) }
+                if case .streaming = exchange.bodyState { exchange.bodyState = .ended }
+                switch machine.requestReceived() {
+                case .dispatch: dispatch(exchange)
+                case .resume: perform(.resume)
+                default: break
+                }
                 if exchange.output.count >= configuration.outputHighWaterMark { flush(exchange) }
             case .error(let error):
-                if machine.parseFailed() == .reject {
+                if case .streaming = exchange.bodyState {
+                    if machine.parseFailed() == .reject {
+                        failBody(error.kind == .bodyTooLarge ? .tooLarge : .malformed, answer: error.status, exchange)
+                    }
+                } else if machine.parseFailed() == .reject {
                     reject(error, lineFrom: UnsafeRawBufferPointer(rebasing: window[messageStart...]))
                 }
                 return (window.count, 0)
             }
         }
         if machine.state == .closing || machine.state == .closed { return (window.count, 0) }
+        // A streamed body stopped by backpressure: its bytes so far are out of the window.
+        if machine.streamingBody { return (position, 0) }
         return (messageStart, position - messageStart)
     }
 
@@ -237,6 +268,102 @@ final class HTTPConnection: TransportDelegate {
         if expect != .continue100 { handler.sendError(417) }
         handler.closeConnection = true  // The body may follow anyway: never parse it.
         finishResponse()
+    }
+
+    // MARK: Streamed bodies
+
+    /// The handler's `readBody(_:)`: the first sends `100 Continue` if the client waits for
+    /// it, then parts go to the handler as they are there.
+    func readBody(_ reader: @escaping (BodyPart) -> Void, _ exchange: Exchange) {
+        if exchange.bodyReader != nil {
+            handler.logError("readBody: a read was still waiting; the earlier one is dropped")
+        }
+        exchange.bodyReader = reader
+        if exchange.continuePending {
+            exchange.continuePending = false
+            sendContinue(exchange)
+        }
+        deliverBody(exchange)
+    }
+
+    /// `100 Continue` through the handler's `handleExpect100()`, unless its response has
+    /// begun already (then the client sends the body after its own wait, or not at all).
+    private func sendContinue(_ exchange: Exchange) {
+        guard exchange.response.stage == .none, exchange.output.count == exchange.responseStart else { return }
+        if handler.handleExpect100() {
+            flush(exchange)
+            exchange.beginResponse(bufferSize: exchange.responseBufferSize)  // The response starts after it.
+            return
+        }
+        // Refused: what the handler sent is the response; the body is never read.
+        exchange.bodyState = .failed(.refused)
+        finishResponse(exchange)
+        flush(exchange)
+    }
+
+    /// Hands the handler's waiting read what there is: the bytes buffered, else the end or
+    /// the failure; while the body still arrives with nothing buffered, the read waits (and
+    /// the body deadline runs). A read made by the reader is served by this same loop.
+    private func deliverBody(_ exchange: Exchange) {
+        guard !exchange.deliveringBody else { return }
+        exchange.deliveringBody = true
+        defer { exchange.deliveringBody = false }
+        while let reader = exchange.bodyReader {
+            let part: BodyPart
+            if !exchange.body.isEmpty, case .whole = exchange.bodyState {
+                part = .data(handler.rfile.read())
+                exchange.body.removeAll()
+            } else if !exchange.body.isEmpty {
+                part = .data(exchange.body)
+                exchange.body = []
+            } else {
+                switch exchange.bodyState {
+                case .whole, .ended: part = .end
+                case .failed(let error): part = .failed(error)
+                case .streaming:
+                    machine.bodyAwaited(true, now: now)
+                    return
+                }
+            }
+            exchange.bodyReader = nil
+            machine.bodyAwaited(false, now: now)
+            if case .data = part { perform(machine.bodyTaken()) }
+            reader(part)
+        }
+    }
+
+    /// A streamed body stopped short (`error`): answers `status` in place of the handler's
+    /// response when none of it has left yet (else closes), then tells the handler's read.
+    private func failBody(_ error: RequestBodyError, answer status: Int, _ exchange: Exchange) {
+        exchange.bodyState = .failed(error)  // Told after the bytes that came before it.
+        if exchange.isResponding {
+            if exchange.responseFlushed {
+                transport.close()  // The client has part of a response: it can only be cut short.
+            } else {
+                exchange.output.truncate(to: exchange.responseStart)
+                exchange.response.reset()
+                handler.sendError(status)
+                handler.closeConnection = true
+                finishResponse(exchange)
+                flush(exchange)
+            }
+        }
+        deliverBody(exchange)
+    }
+
+    // MARK: Output flow
+
+    /// The handler's `waitForDrain(_:)` (its output is flushed already).
+    func waitForDrain(_ then: @escaping (Bool) -> Void, _ exchange: Exchange) {
+        if exchange.drainWaiter != nil {
+            handler.logError("waitForDrain: a wait was still pending; the earlier one is dropped")
+        }
+        if transport.queuedBytes <= configuration.outputHighWaterMark / 2 {
+            exchange.drainWaiter = nil
+            handler.server.onNextTurn { [transport] in then(transport.isOpen) }
+        } else {
+            exchange.drainWaiter = then
+        }
     }
 
     private func dispatch(_ exchange: Exchange) {
@@ -295,6 +422,7 @@ final class HTTPConnection: TransportDelegate {
 
     private func finishResponse(_ exchange: Exchange) {
         guard machine.state == .handling || machine.state == .deferred else { return }
+        if case .streaming = exchange.bodyState { handler.closeConnection = true }  // The rest is never read.
         handler.completeResponse(exchange)
         exchange.isResponding = false
         if deferred != nil { deferred = nil }
@@ -303,7 +431,13 @@ final class HTTPConnection: TransportDelegate {
         let keepAlive = !handler.closeConnection && !handler.server.isShuttingDown
         let action = machine.responseFinished(keepAlive: keepAlive, inputWaits: !exchange.pending.isEmpty,
                                               now: now)
+        if case .streaming = exchange.bodyState {
+            // Finished before the body's end: the rest is never read.
+            exchange.bodyState = .failed(.responseFinished)
+            exchange.body = []
+        }
         if action != .parse { perform(action) }  // The parse loop, or the caller, goes on.
+        if exchange.bodyReader != nil { deliverBody(exchange) }
     }
 
     /// A deferred response finished: write it and carry on with what waited behind it.
@@ -360,7 +494,9 @@ final class HTTPConnection: TransportDelegate {
     func checkDeadlines(now: UInt32, deadlines: ConnectionStateMachine.Deadlines) {
         let action = machine.tick(now: now, deadlines: deadlines, outputQueued: transport.queuedBytes > 0,
                                   inputWaits: hasPendingInput)
-        if action == .timeOut {
+        if action == .timeOut, let exchange, case .streaming = exchange.bodyState {
+            failBody(.timedOut, answer: 408, exchange)
+        } else if action == .timeOut {
             timeOut()
             flushOutput()
         } else {

@@ -1,4 +1,5 @@
 import Glibc
+import HTTPParser
 import Synchronization
 import UVLoop
 
@@ -19,6 +20,9 @@ open class HTTPServer: @unchecked Sendable {
     public let loop: Loop
     /// The handler class instantiated for each connection.
     public let handlerType: BaseHTTPRequestHandler.Type
+    /// The handler class's `streamsRequestBodies` and `maxBodySize`, read once.
+    let streamsBodies: Bool
+    private let handlerMaxBodySize: Int?
     /// The host name of the bound address (`server_name`).
     public let serverName: String
     /// The bound port: the real one when port 0 was asked for (`server_port`).
@@ -49,6 +53,9 @@ open class HTTPServer: @unchecked Sendable {
     /// Whether a handler called `serverClose()`: the serve closes everything as it ends.
     private var closesAfterServing = false
     private var sweepTimer: LoopTimer?
+    /// Work for the loop's next turn (`onNextTurn`), and the one timer that runs it.
+    private var nextTurnWork: [() -> Void] = []
+    private var nextTurnTimer: LoopTimer?
     private var graceTimer: LoopTimer?
     private var completedRequests = 0
     /// Added to the loop's time when deadlines are checked (see `advanceDeadlineClock`).
@@ -91,6 +98,8 @@ open class HTTPServer: @unchecked Sendable {
     public init(_ address: (host: String, port: Int), _ handler: BaseHTTPRequestHandler.Type) throws {
         loop = try Loop()
         handlerType = handler
+        streamsBodies = handler.streamsRequestBodies
+        handlerMaxBodySize = handler.maxBodySize
         let listener: TCPListener
         do {
             listener = try TCPListener(loop: loop, host: address.host, port: address.port, backlog: 1024)
@@ -123,6 +132,9 @@ open class HTTPServer: @unchecked Sendable {
         let pollLimit = configuration.busyPollLimit
         loop.busyPollLimit = pollLimit > 0 && pollLimit.isFinite ? UInt64(min(pollLimit, 1) * 1e9) : 0
         loop.run()
+        runNextTurnWork()  // Whatever waited is told its connection has gone.
+        nextTurnTimer?.close()
+        nextTurnTimer = nil
         sweepTimer?.close()
         sweepTimer = nil
         graceTimer?.close()
@@ -199,6 +211,7 @@ open class HTTPServer: @unchecked Sendable {
         listener = nil
         sweepTimer = nil
         graceTimer = nil
+        nextTurnTimer = nil
         do {
             try loop.close()
         } catch {
@@ -278,6 +291,24 @@ open class HTTPServer: @unchecked Sendable {
         sweepTimer = timer
     }
 
+    /// Runs `body` on the loop's next turn, after the events at hand: how a producer that
+    /// may go on at once (its output already drained) goes on without recursing into
+    /// itself, and without holding up other connections. One timer serves every connection.
+    func onNextTurn(_ body: @escaping () -> Void) {
+        nextTurnWork.append(body)
+        guard nextTurnWork.count == 1 else { return }
+        let timer = nextTurnTimer ?? LoopTimer(loop: loop)
+        nextTurnTimer = timer
+        timer.start(after: 0) { [unowned self] in runNextTurnWork() }
+    }
+
+    private func runNextTurnWork() {
+        guard !nextTurnWork.isEmpty else { return }
+        let work = nextTurnWork
+        nextTurnWork.removeAll(keepingCapacity: true)
+        for body in work { body() }
+    }
+
     /// The one timer behind every connection's deadlines.
     private func sweep() {
         loop.updateTime()
@@ -302,13 +333,27 @@ open class HTTPServer: @unchecked Sendable {
     /// An exchange for a connection that has work: a spare one, or a new one, with the
     /// parser limits configured now.
     func lendExchange() -> Exchange {
+        let limits = parserLimits
         guard let exchange = spareExchanges.popLast() else {
-            return Exchange(limits: configuration.parserLimits)
+            return Exchange(limits: limits)
         }
-        if exchange.parser.limits != configuration.parserLimits {
-            exchange.parser.limits = configuration.parserLimits
+        if exchange.parser.limits != limits {
+            exchange.parser.limits = limits
         }
         return exchange
+    }
+
+    /// The configuration's parser limits, with the body limit the handler class sets: its
+    /// `maxBodySize`, else the configuration's for a body read whole, else none for a body
+    /// the handler streams.
+    private var parserLimits: ParserLimits {
+        var limits = configuration.parserLimits
+        if let handlerMaxBodySize {
+            limits.maxBodySize = max(handlerMaxBodySize, 0)
+        } else if streamsBodies {
+            limits.maxBodySize = .max
+        }
+        return limits
     }
 
     /// Takes an exchange back from a connection; a few are kept, reset, for the next ones.

@@ -43,26 +43,19 @@ extension OpenFile: Sendable {}
 /// hits the page cache costs less than a hand-off to a thread pool (a futex wake-up each way);
 /// what keeps a large download from holding up other connections is that it goes one chunk
 /// per loop turn: the next chunk is read only when the connection's queued output is at or
-/// below half its high-water mark (on the next turn, or when `onDrain` says it got there). So
-/// the server holds about one chunk plus half the high-water mark per download. If the
-/// connection closes first, `onAbandon` stops the stream; the file is closed in every case.
+/// below half its high-water mark (`waitForDrain(_:)`, the handlers' own mechanism). So the
+/// server holds about one chunk plus half the high-water mark per download. If the client
+/// goes first, the stream stops; the file is closed in every case.
 final class FileStreamer {
     private let handler: BaseHTTPRequestHandler
-    private let connection: HTTPConnection
     private let file: OpenFile
     private let deferred: DeferredResponse
     private var chunk: [UInt8]
     private var offset: Int
     private let end: Int
-    /// Runs the next chunk on the next loop turn when the last one left at once.
-    private var nextTurn: LoopTimer?
-    private var waitingForDrain = false
-    private var done = false
 
-    init(handler: BaseHTTPRequestHandler, connection: HTTPConnection, file: OpenFile,
-         range: Range<Int>, chunkSize: Int) {
+    init(handler: BaseHTTPRequestHandler, file: OpenFile, range: Range<Int>, chunkSize: Int) {
         self.handler = handler
-        self.connection = connection
         self.file = file
         chunk = [UInt8](repeating: 0, count: min(max(chunkSize, 4096), max(range.count, 1)))
         offset = range.lowerBound
@@ -70,25 +63,18 @@ final class FileStreamer {
         deferred = handler.deferResponse()
     }
 
-    /// Installs the connection hooks and sends the first chunk. The hooks hold this streamer
-    /// until it ends.
+    /// Sends the first chunk; each wait for the output to drain holds this streamer until
+    /// the next.
     func start() {
-        guard let exchange = handler.exchange, exchange.isResponding, offset < end else {
+        guard offset < end else {
             complete()
             return
         }
-        exchange.onDrain = { [self] in didDrain() }
-        exchange.onAbandon = { [self] in didAbandon() }
         sendChunk()
     }
 
-    private var isBackedUp: Bool {
-        connection.transport.queuedBytes > handler.server.configuration.outputHighWaterMark / 2
-    }
-
-    /// Reads and sends one chunk, then arranges for the next.
+    /// Reads and sends one chunk, then waits for the output to drain before the next.
     private func sendChunk() {
-        guard !done else { return }
         let wanted = min(chunk.count, end - offset)
         let read = chunk.withUnsafeMutableBytes { file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<wanted]), at: offset) }
         guard let read, read > 0 else {
@@ -97,29 +83,13 @@ final class FileStreamer {
         }
         offset += read
         chunk.withUnsafeBytes { handler.writeBody(UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
-        handler.flushBody()
         if offset >= end {
             complete()
-        } else if isBackedUp {
-            waitingForDrain = true
-        } else {
-            let timer = nextTurn ?? LoopTimer(loop: handler.server.loop)
-            nextTurn = timer
-            timer.start(after: 0) { [self] in sendChunk() }
+            return
         }
-    }
-
-    private func didDrain() {
-        guard waitingForDrain else { return }
-        waitingForDrain = false
-        sendChunk()
-    }
-
-    /// The connection closed mid-stream: stop.
-    private func didAbandon() {
-        done = true
-        nextTurn?.close()
-        file.close()
+        handler.waitForDrain { [self] clientIsThere in
+            if clientIsThere { sendChunk() } else { file.close() }
+        }
     }
 
     /// The head has gone out already, so a failure can only cut the response short: the
@@ -131,10 +101,6 @@ final class FileStreamer {
     }
 
     private func complete() {
-        done = true
-        nextTurn?.close()
-        handler.exchange?.onDrain = nil
-        handler.exchange?.onAbandon = nil
         file.close()
         deferred.finish()
     }

@@ -155,12 +155,7 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
             writeAtOnce(file, range)
             file.close()
         case .file(let file, let range):
-            guard let connection else {
-                file.close()
-                return
-            }
-            FileStreamer(handler: self, connection: connection, file: file, range: range,
-                         chunkSize: Self.streamChunkSize).start()
+            FileStreamer(handler: self, file: file, range: range, chunkSize: Self.streamChunkSize).start()
         }
     }
 

@@ -173,6 +173,14 @@ public struct RequestHead: Sendable, Equatable {
     /// `Host` is required.
     @inlinable public var isHTTP11OrLater: Bool { storage.versionMajor == 1 && storage.versionMinor >= 1 }
 
+    /// Whether a body follows the head: chunked, or a `Content-Length` above zero.
+    @inlinable public var hasBody: Bool {
+        switch storage.framing {
+        case .none, .contentLength(0): false
+        case .contentLength, .chunked: true
+        }
+    }
+
     public static func == (lhs: RequestHead, rhs: RequestHead) -> Bool {
         let (l, r) = (lhs.storage, rhs.storage)
         return l === r

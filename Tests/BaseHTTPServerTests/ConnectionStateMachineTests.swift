@@ -24,6 +24,87 @@ struct ConnectionStateMachineTests {
         machine.tick(now: now, deadlines: deadlines, outputQueued: outputQueued, inputWaits: inputWaits)
     }
 
+    // MARK: Streamed bodies
+
+    /// A machine whose handler runs while the body arrives.
+    func streaming(at now: UInt32 = 0) -> Machine {
+        var machine = Machine(now: now)
+        machine.headStarted(now: now)
+        #expect(machine.headReceived(expects: false, streams: true, now: now) == .dispatch)
+        #expect(machine.state == .handling)
+        #expect(machine.streamingBody)
+        return machine
+    }
+
+    @Test func aStreamedBodyIsParsedWhileTheHandlerRunsAndNotPastItsEnd() {
+        var machine = streaming()
+        #expect(machine.canParse)
+        #expect(machine.didRead() == .parse)
+        #expect(machine.requestReceived() == .none)  // the body's end: no second dispatch
+        #expect(!machine.streamingBody)
+        #expect(!machine.canParse)  // what follows is the next request: it waits
+        #expect(machine.didRead() == .buffer)
+        #expect(machine.responseFinished(keepAlive: true, inputWaits: true, now: 5) == .parse)
+    }
+
+    @Test func bytesTheHandlerHasNotTakenPauseReadingUntilItDoes() {
+        var machine = streaming()
+        #expect(machine.bodyBuffered(100, highWaterMark: 1000) == .none)
+        #expect(machine.bodyBuffered(1001, highWaterMark: 1000) == .stopReading)
+        #expect(!machine.canParse)
+        #expect(!machine.wantsReading)
+        #expect(machine.didRead() == .buffer)
+        #expect(machine.bodyTaken() == .resume)
+        #expect(machine.canParse)
+        #expect(machine.wantsReading)
+        #expect(machine.bodyTaken() == .none)
+    }
+
+    @Test func theBodyDeadlineRunsOnlyWhileTheHandlerWaitsForBytes() {
+        var machine = streaming(at: 0)
+        // The handler is busy (not waiting): a silent client is not late.
+        #expect(tick(&machine, at: 100_000) == .none)
+        machine.bodyAwaited(true, now: 100_000)
+        machine.bodyProgressed(now: 130_000)
+        #expect(tick(&machine, at: 189_999) == .none)
+        #expect(tick(&machine, at: 190_000) == .timeOut)
+        #expect(!machine.streamingBody)
+        #expect(machine.responseFinished(keepAlive: true, inputWaits: false, now: 190_001) == .close(linger: true))
+    }
+
+    @Test func aResponseFinishedBeforeTheBodysEndClosesAndLingers() {
+        var machine = streaming()
+        #expect(machine.responseFinished(keepAlive: true, inputWaits: false, now: 5) == .close(linger: true))
+        #expect(machine.state == .closing)
+        #expect(machine.wantsReading)  // the rest of the body is read and dropped
+    }
+
+    @Test func aMalformedStreamedBodyIsRejectedWhileHandling() {
+        var machine = streaming()
+        #expect(machine.parseFailed() == .reject)
+        #expect(!machine.canParse)
+        #expect(machine.parseFailed() == .none)  // once
+    }
+
+    @Test func aPeerThatHalfClosesMidBodyEndsTheConnectionOnceWhatWaitsIsParsed() {
+        var waiting = streaming()
+        _ = waiting.bodyBuffered(2000, highWaterMark: 1000)
+        #expect(waiting.peerClosed(inputWaits: true, outputQueued: false, now: 5) == .none)
+        #expect(waiting.inputExhausted(now: 5) == .none)  // held back, not exhausted
+        #expect(waiting.bodyTaken() == .resume)
+        #expect(waiting.inputExhausted(now: 6) == .abort)
+
+        var machine = streaming()
+        #expect(machine.peerClosed(inputWaits: false, outputQueued: false, now: 5) == .abort)
+    }
+
+    @Test func aStreamingHandlerAnswersAnExpectationOtherThanContinueBeforeItRuns() {
+        var machine = Machine(now: 0)
+        #expect(machine.headReceived(expects: true, streams: true, now: 0) == .answerExpectation)
+        #expect(machine.state == .expecting)
+        #expect(!machine.streamingBody)
+    }
+
     // MARK: Requests and responses
 
     @Test func aRequestIsParsedDispatchedAndTheConnectionKeptAlive() {
