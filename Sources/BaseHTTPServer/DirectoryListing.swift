@@ -16,8 +16,10 @@ typealias DirectoryListingEntry = (name: String, isDirectory: Bool, isSymlink: B
 ///   - displayPath: The request path already percent-decoded by the caller (Python's
 ///     `unquote(self.path)`); it is HTML-escaped here.
 ///   - entries: The directory's entries, in any order.
+///   - uploadForm: Adds a form that uploads files to this directory (`multipart/form-data`
+///     `POST` to the page's own URL), for `UploadHTTPRequestHandler`.
 /// - Returns: The page; send it as `text/html; charset=utf-8` with its `Content-Length`.
-func directoryListingHTML(displayPath: String, entries: [DirectoryListingEntry]) -> [UInt8] {
+func directoryListingHTML(displayPath: String, entries: [DirectoryListingEntry], uploadForm: Bool = false) -> [UInt8] {
     let title = "Directory listing for " + htmlEscape(displayPath, quote: false)
     var page: [UInt8] = []
     page.reserveCapacity(256 + entries.count * 64)
@@ -44,7 +46,13 @@ func directoryListingHTML(displayPath: String, entries: [DirectoryListingEntry])
         }
         line("<li><a href=\"\(urlQuote(linkName))\">\(htmlEscape(displayName, quote: false))</a></li>")
     }
-    line("</ul>\n<hr>\n</body>\n</html>\n")
+    line("</ul>\n<hr>")
+    if uploadForm {
+        line("<form method=\"post\" enctype=\"multipart/form-data\">")
+        line("<input type=\"file\" name=\"file\" multiple required>")
+        line("<input type=\"submit\" value=\"Upload\">\n</form>\n<hr>")
+    }
+    line("</body>\n</html>\n")
     page.removeLast()  // Python joins the parts with "\n"; the last part brings its own.
     return page
 }

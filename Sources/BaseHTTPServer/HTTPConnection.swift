@@ -168,8 +168,11 @@ final class HTTPConnection: TransportDelegate {
     // MARK: Parsing
 
     /// Parses what waits in `pending` (after a deferred response or backpressure ends).
+    /// Runs even with nothing waiting while a body streams: the parser may owe the body's
+    /// end (its last bytes came in the read that paused reading).
     private func parsePending() {
-        guard let exchange, !exchange.pending.isEmpty, machine.canParse, !parsing else { return }
+        guard let exchange, machine.canParse, !parsing,
+              !exchange.pending.isEmpty || machine.streamingBody else { return }
         let window = exchange.pending
         exchange.pending = []
         let (keep, parsed) = window.withUnsafeBytes { parse($0, from: exchange.pendingParsed, exchange) }

@@ -48,6 +48,10 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     /// How much a streamed file reads per loop turn. Subclasses may override.
     open class var streamChunkSize: Int { 256 * 1024 }
 
+    /// Whether directory listings carry a form that uploads files there
+    /// (`UploadHTTPRequestHandler` turns it on).
+    open class var showsUploadForm: Bool { false }
+
     // MARK: Per connection
 
     /// The directory this handler serves (Python's `self.directory`).
@@ -125,7 +129,8 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
             sendError(404, message: "No permission to list directory")
             return nil
         }
-        let page = directoryListingHTML(displayPath: urlUnquote(self.path), entries: entries)
+        let page = directoryListingHTML(displayPath: urlUnquote(self.path), entries: entries,
+                                        uploadForm: Self.showsUploadForm)
         sendResponse(200)
         sendHeader("Content-type", "text/html; charset=utf-8")
         sendHeader("Content-Length", String(page.count))
@@ -215,7 +220,7 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     }
 
     /// Resolves every symbolic link in `path`; nil unless the result lies under the root.
-    private func resolveInsideRoot(_ path: String) -> String? {
+    func resolveInsideRoot(_ path: String) -> String? {
         guard let root = resolvedRoot, let real = realPath(path) else { return nil }
         if root == "/" || real == root { return real }
         return real.utf8.starts(with: root.utf8) && real.utf8.dropFirst(root.utf8.count).first == UInt8(ascii: "/")

@@ -4,7 +4,8 @@ import UVLoop
 import Glibc
 
 let usage = """
-    usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [port]
+    usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--upload]
+                       [--max-upload-size BYTES] [port]
 
     Serves the files of a directory over HTTP (GET and HEAD), with directory listings.
 
@@ -21,6 +22,12 @@ let usage = """
       -p VERSION, --protocol VERSION
                             the HTTP version of responses: HTTP/1.1 (default, keep-alive)
                             or HTTP/1.0
+      --upload              also receive files: PUT /dir/name stores a file (201, or 204
+                            when it replaced one); a multipart/form-data POST to a
+                            directory saves each file part without replacing any (the
+                            listing shows a form). Off by default: PUT and POST get 501
+      --max-upload-size BYTES
+                            refuse uploads larger than this with 413 (default: no limit)
 
     Ctrl-C or SIGTERM stops the server gracefully.
 
@@ -32,11 +39,13 @@ struct Options {
     var bind = "127.0.0.1"
     var directory = "."
     var protocolVersion = "HTTP/1.1"
+    var upload = false
+    var maxUploadSize: Int?
 }
 
 /// Prints `message` and the usage line to standard error and exits with status 2.
 func fail(_ message: String) -> Never {
-    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [port]\n")
+    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--upload] [--max-upload-size BYTES] [port]\n")
     writeAll(to: STDERR_FILENO, "http-server: error: \(message)\n")
     exit(2)
 }
@@ -68,6 +77,14 @@ func parse(_ arguments: [String]) -> Options {
             options.directory = inline ?? value(for: flag)
         case "-p", "--protocol":
             options.protocolVersion = inline ?? value(for: flag)
+        case "--upload":
+            options.upload = true
+        case "--max-upload-size":
+            let text = inline ?? value(for: flag)
+            guard let bytes = Int(text), bytes >= 0 else {
+                fail("argument --max-upload-size: invalid size: '\(text)' (a number of bytes)")
+            }
+            options.maxUploadSize = bytes
         default:
             guard !argument.hasPrefix("-") || argument == "-" else {
                 fail("unrecognized argument: \(argument)")
@@ -84,13 +101,6 @@ func parse(_ arguments: [String]) -> Options {
     return options
 }
 
-/// The handler for HTTP/1.1 responses (the library's default).
-final class Handler11: SimpleHTTPRequestHandler {}
-
-/// The handler for `-p HTTP/1.0`: every connection closes after its response.
-final class Handler10: SimpleHTTPRequestHandler {
-    override class var protocolVersion: String { "HTTP/1.0" }
-}
 
 /// Shuts `server` down at SIGINT or SIGTERM. The signals arrive as loop events (libuv's
 /// signal watcher), so the shutdown runs on the loop thread like any handler code.
@@ -130,7 +140,14 @@ guard fstatat(AT_FDCWD, directory, &info, 0) == 0, info.st_mode & S_IFMT == S_IF
     fail("argument -d/--directory: '\(options.directory)' is not a directory")
 }
 
-let handler: SimpleHTTPRequestHandler.Type = options.protocolVersion == "HTTP/1.0" ? Handler10.self : Handler11.self
+let http10 = options.protocolVersion == "HTTP/1.0"
+if let limit = options.maxUploadSize { maxUploadSize.store(limit, ordering: .relaxed) }
+let handler: SimpleHTTPRequestHandler.Type = switch (options.upload, http10) {
+case (false, false): Handler11.self
+case (false, true): Handler10.self
+case (true, false): UploadHandler11.self
+case (true, true): UploadHandler10.self
+}
 let server: DirectoryHTTPServer
 do {
     server = try DirectoryHTTPServer((options.bind, options.port), handler, directory: directory)

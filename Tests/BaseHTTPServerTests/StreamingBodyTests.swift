@@ -317,6 +317,16 @@ struct StreamingBodyTests {
                 "\(StreamLog.shared.events("i1"))")
     }
 
+    @Test func aBodyWhoseLastBytesPauseReadingStillEnds() throws {
+        // Head and body in one read, over the input mark: reading pauses with every byte in,
+        // and the parser's end of the body must still reach the handler.
+        let running = try RunningServer(StreamingSink.self) { $0.inputHighWaterMark = 1000 }
+        defer { running.stop() }
+        let client = try running.client()
+        try client.send("PUT /m1/sink HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n" + String(repeating: "z", count: 5000))
+        #expect(try client.readResponse()?.bodyText.hasPrefix("bytes=5000 ") == true)
+    }
+
     @Test func aRequestPipelinedBehindAStreamedBodyIsAnsweredAfterIt() throws {
         let running = try RunningServer(StreamingSink.self)
         defer { running.stop() }
