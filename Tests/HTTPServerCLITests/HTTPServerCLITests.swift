@@ -21,14 +21,16 @@ private func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ lowest: In
 ///
 /// Spawned with `posix_spawn` rather than Foundation's `Process`, whose objects stay reachable
 /// for ever on Linux (which LeakSanitizer reports).
-private final class ChildServer {
+final class ChildServer {
     let pid: pid_t
     private let output: Int32
     private let errors: Int32
     /// The raw `waitpid` status once the child has exited.
     private(set) var status: Int32?
 
-    init(_ arguments: [String]) throws {
+    /// `errorLog`: a file for standard error instead of a pipe (a server that logs much
+    /// would fill the pipe and block).
+    init(_ arguments: [String], errorLog: String? = nil) throws {
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
         guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw POSIXError(.EMFILE) }
@@ -36,7 +38,11 @@ private final class ChildServer {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        if let errorLog {
+            posix_spawn_file_actions_addopen(&actions, 2, errorLog, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        } else {
+            posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        }
         // Nothing else crosses over: the tests running beside this one hold sockets and pipes
         // whose closing they watch for, and a copy in the child would keep them open.
         closeFrom(&actions, 3)
@@ -114,7 +120,7 @@ private final class ChildServer {
 }
 
 /// Sends one HTTP/1.0 request over loopback and returns everything the server sends back.
-private func fetch(port: Int, _ request: String) throws -> String {
+func fetch(port: Int, _ request: String) throws -> String {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
     defer { close(fd) }
     var timeout = timeval(tv_sec: 10, tv_usec: 0)
