@@ -211,12 +211,10 @@ final class HTTPConnection: TransportDelegate {
                 exchange.head = head
                 var expects = head.expect != .none && head.isHTTP11OrLater && handler.protocolIsHTTP11
                 let streams = handler.server.streamsBodies && head.hasBody
-                if streams {
-                    // The handler runs now; `100 Continue` waits for its first read.
-                    exchange.bodyState = .streaming
-                    exchange.continuePending = expects && head.expect == .continue100
-                    if exchange.continuePending { expects = false }
-                }
+                // A streaming handler runs now; `100 Continue` waits for its first read.
+                exchange.bodyState = streams ? .streaming : .whole
+                exchange.continuePending = streams && expects && head.expect == .continue100
+                if exchange.continuePending { expects = false }
                 switch machine.headReceived(expects: expects, streams: streams, now: now) {
                 case .answerExpectation: answerExpectation(head.expect, exchange)
                 case .dispatch: dispatch(exchange)
@@ -313,15 +311,15 @@ final class HTTPConnection: TransportDelegate {
         defer { exchange.deliveringBody = false }
         while let reader = exchange.bodyReader {
             let part: BodyPart
-            if !exchange.body.isEmpty, case .whole = exchange.bodyState {
-                part = .data(handler.rfile.read())
-                exchange.body.removeAll()
+            if case .whole = exchange.bodyState {
+                let rest = handler.rfile.read()  // What the handler has not read through `rfile`.
+                part = rest.isEmpty ? .end : .data(rest)
             } else if !exchange.body.isEmpty {
                 part = .data(exchange.body)
                 exchange.body = []
             } else {
                 switch exchange.bodyState {
-                case .whole, .ended: part = .end
+                case .ended, .whole: part = .end
                 case .failed(let error): part = .failed(error)
                 case .streaming:
                     machine.bodyAwaited(true, now: now)

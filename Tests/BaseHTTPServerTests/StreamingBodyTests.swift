@@ -111,7 +111,7 @@ final class SmallStreamingSink: StreamingSink {
 final class WholeBodyReader: BaseHTTPRequestHandler {
     override func logMessage(_ message: String) {}
     override func doPOST() throws {
-        let first = rfile.read(3)
+        let first = rfile.read(path == "/all" ? 100 : 3)
         var rest: [BodyPart] = []
         readBody { rest.append($0) }
         readBody { rest.append($0) }
@@ -342,6 +342,8 @@ struct StreamingBodyTests {
         defer { running.stop() }
         let response = try exchange(running.port, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\nabcdefgh")
         #expect(response.bodyText == "first=abc then=[BaseHTTPServer.BodyPart.data([100, 101, 102, 103, 104]), BaseHTTPServer.BodyPart.end]")
+        let all = try exchange(running.port, "POST /all HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nxyz")
+        #expect(all.bodyText == "first=xyz then=[BaseHTTPServer.BodyPart.end, BaseHTTPServer.BodyPart.end]")
     }
 
     @Test func anEndlessResponseToASlowReaderStaysBoundedAndStopsWhenTheClientGoes() throws {
