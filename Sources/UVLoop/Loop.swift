@@ -40,8 +40,10 @@ public final class Loop: @unchecked Sendable {
     /// Creates a loop with its own `uv_loop_t` and a read buffer of `readBufferSize` bytes.
     ///
     /// libuv writes to sockets with `write(2)`, which raises `SIGPIPE` when the peer has
-    /// gone; the failure is reported as `EPIPE` anyway. So the first loop sets `SIGPIPE` to be
-    /// ignored, unless the process already chose something other than the default for it.
+    /// gone; the failure is reported as `EPIPE` anyway. Likewise a file write past the
+    /// process's file-size limit raises `SIGXFSZ`, and fails with `EFBIG`. So the first loop
+    /// sets both signals to be ignored, unless the process already chose something other
+    /// than the default for one: an error to answer, never a killed server.
     /// - Throws: `UVError` when libuv cannot set the loop up.
     public convenience init(readBufferSize: Int = 64 * 1024) throws(UVError) {
         try self.init(readBufferSize: readBufferSize, wakeUpInitResult: nil)
@@ -53,7 +55,7 @@ public final class Loop: @unchecked Sendable {
     /// called and that code stands in for its result, so that a test can check that a failed
     /// wake-up handle throws and leaves nothing behind. Everything else passes nil.
     init(readBufferSize: Int, wakeUpInitResult: Int32?) throws(UVError) {
-        Loop.ignoreBrokenPipeSignals()
+        Loop.ignoreSignalsThatErrorsReport()
         raw = .allocate(capacity: 1)
         wakeUp = .allocate(capacity: 1)
         self.readBufferSize = readBufferSize
@@ -91,14 +93,16 @@ public final class Loop: @unchecked Sendable {
         if isClosed { readBuffer.deallocate() }
     }
 
-    private static func ignoreBrokenPipeSignals() {
-        var current = sigaction()
-        guard sigaction(SIGPIPE, nil, &current) == 0,
-              current.__sigaction_handler.sa_handler == nil  // SIG_DFL
-        else { return }
-        var ignore = sigaction()
-        ignore.__sigaction_handler.sa_handler = SIG_IGN
-        sigaction(SIGPIPE, &ignore, nil)
+    private static func ignoreSignalsThatErrorsReport() {
+        for signal in [SIGPIPE, SIGXFSZ] {
+            var current = sigaction()
+            guard sigaction(signal, nil, &current) == 0,
+                  current.__sigaction_handler.sa_handler == nil  // SIG_DFL
+            else { continue }
+            var ignore = sigaction()
+            ignore.__sigaction_handler.sa_handler = SIG_IGN
+            sigaction(signal, &ignore, nil)
+        }
     }
 
     static func owner(of loop: UnsafeMutablePointer<uv_loop_t>) -> Loop {

@@ -245,6 +245,20 @@ struct UploadTests {
         #expect(fixture.names(under: fixture.root + "/sub") == ["small.bin"])
     }
 
+    @Test func aFullDiskAnswers507AndLeavesNothing() throws {
+        let fixture = try UploadFixture()
+        // The server's file-size limit stands in for a full disk: writes past it fail (EFBIG,
+        // with SIGXFSZ ignored) as they would with ENOSPC, and get the same answer.
+        #expect(try runTool(["prlimit", "--pid", String(fixture.child.pid), "--fsize=1000000"]).status == 0)
+        let source = fixture.base + "/source.bin"
+        try makeFile(source, 3 << 20)
+        #expect(try fixture.curlStatus(["-T", source, fixture.url + "/sub/big.bin"]) == 507)
+        #expect(try fixture.curlStatus(["-F", "file=@\(source)", fixture.url + "/sub/"]) == 507)
+        #expect(fixture.waitForNoLeftovers().isEmpty)
+        #expect(fixture.names(under: fixture.root + "/sub").isEmpty)
+        #expect(try fixture.curlStatus([fixture.url + "/small.txt"]) == 200)  // still serving
+    }
+
     @Test func withoutUploadPutAndPostAre501AndTheListingHasNoForm() throws {
         let fixture = try UploadFixture([])
         let source = fixture.base + "/source.bin"
