@@ -116,11 +116,11 @@ final class UploadFixture {
     }
 }
 
-/// A file of `count` pseudo-random bytes.
+/// A file of `count` random bytes (from `/dev/urandom`, through the shell).
 func makeFile(_ path: String, _ count: Int) throws {
-    var generator = SystemRandomNumberGenerator()
-    let bytes = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
-    try Data(bytes).write(to: URL(fileURLWithPath: path))
+    guard try runTool(["sh", "-c", "head -c \(count) /dev/urandom > \"$0\"", path]).status == 0 else {
+        throw POSIXError(.EIO)
+    }
 }
 
 func sameContents(_ a: String, _ b: String) -> Bool {
@@ -269,41 +269,39 @@ struct UploadTests {
         #expect(fixture.names(under: fixture.root + "/sub").isEmpty)
     }
 
-    /// 20 clients upload 20 MiB each at once while another fetches a small file over and over.
-    @Test func smallRequestsStayFastBesideTwentyConcurrentUploads() throws {
+    /// 20 curl processes upload 20 MiB each at once while one client fetches a small file over
+    /// and over: each small GET is answered within 200 ms. (The uploads are separate processes
+    /// so that the latencies measured are the server's, not a client's threads waiting for
+    /// their turn.) Its name says "Alone": it runs in the serial pass, where no other test
+    /// competes for the two cores.
+    @Test func smallRequestsStayFastBesideTwentyConcurrentUploadsAlone() throws {
         let fixture = try UploadFixture()
+        let source = fixture.base + "/twenty.bin"
+        try makeFile(source, 20 << 20)
         let script = """
-            import http.client, sys, threading, time
-            port = int(sys.argv[1])
-            body = bytes(range(256)) * (20 * 4096)
-            statuses, latencies, done = [], [], threading.Event()
-            def upload(i):
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                c.request("PUT", "/sub/u%d.bin" % i, body=body)
-                statuses.append(c.getresponse().status)
-            def small():
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-                while not done.is_set():
-                    t = time.monotonic()
-                    c.request("GET", "/small.txt")
-                    r = c.getresponse(); r.read()
-                    latencies.append(time.monotonic() - t)
-            getter = threading.Thread(target=small); getter.start()
-            uploads = [threading.Thread(target=upload, args=(i,)) for i in range(20)]
-            for t in uploads: t.start()
-            for t in uploads: t.join()
-            done.set(); getter.join()
-            print(sorted(set(statuses)), len(latencies), "%.1f" % (max(latencies) * 1000))
+            import http.client, subprocess, sys, time
+            port, source = int(sys.argv[1]), sys.argv[2]
+            uploads = [subprocess.Popen(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-T", source,
+                                         "http://127.0.0.1:%d/sub/u%d.bin" % (port, i)], stdout=subprocess.PIPE)
+                       for i in range(20)]
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            latencies = []
+            while any(u.poll() is None for u in uploads) or not latencies:
+                t = time.monotonic()
+                c.request("GET", "/small.txt")
+                r = c.getresponse(); r.read()
+                latencies.append(time.monotonic() - t)
+            statuses = sorted(set(u.communicate()[0].decode() for u in uploads))
+            print(statuses, len(latencies), "%.1f" % (max(latencies) * 1000))
             """
-        let result = try runTool(["python3", "-c", script, String(fixture.port)])
-        let fields = result.output.split(separator: " ")
-        #expect(result.output.hasPrefix("[201] "), "\(result.output)")
-        let worst = Double(fields.last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? .infinity
+        let result = try runTool(["python3", "-c", script, String(fixture.port), source])
+        print("twenty uploads: statuses, small GETs, slowest ms: \(result.output)", terminator: "")
+        #expect(result.output.hasPrefix("['201'] "), "\(result.output)")
+        let worst = Double(result.output.split(separator: " ").last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? .infinity
         #expect(worst < 200, "slowest small GET \(worst) ms beside the uploads (\(result.output))")
-        #expect(fixture.names(under: fixture.root + "/sub").count == 20)
-        let expected = fixture.base + "/expected.bin"
-        try Data((0..<(20 * 4096)).flatMap { _ in (0...255).map { UInt8($0) } }).write(to: URL(fileURLWithPath: expected))
-        #expect(sameContents(expected, fixture.root + "/sub/u7.bin"))
+        let stored = fixture.names(under: fixture.root + "/sub")
+        #expect(stored.count == 20)
+        #expect(stored.allSatisfy { sameContents(source, fixture.root + "/sub/" + $0) })
     }
 
     /// A 2 GiB PUT and a 300 MiB form upload: the server's resident memory grows by less than
