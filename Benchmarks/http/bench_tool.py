@@ -153,7 +153,14 @@ def progress(line):
     """One line per run on stderr while the benchmark goes."""
     r = json.loads(line)
     head = f"  {r['scenario']} r{r['round']} {r['server']:7s}"
-    if r["scenario"] == "S5":
+    if r["scenario"] == "U1":
+        mb_s, per_gb = r.get("mb_s"), r.get("cpu_s_per_gb")
+        print(f"{head} {_num(mb_s, ',.0f'):>8} MB/s  CPU {_num(per_gb, '.2f')} s/GB"
+              f"  errors {r.get('errors')}  server CPU {r.get('server_cpu_pct', 0):.0f}%"
+              f"  other on CPU0 {r.get('cpu0_other_pct', 0):.0f}% CPU1 busy"
+              f" {r.get('cpu1_busy_pct', 0):.0f}%"
+              + (f"  FAILED: {r.get('note')}" if r.get("failed") else ""))
+    elif r["scenario"] == "S5":
         b = r.get("bytes_per_conn")
         extra = r.get("extra_ms")
         print(f"{head} held {r.get('held')}/{r.get('target')}"
@@ -179,6 +186,7 @@ SCENARIOS = {
     "S3": "wrk -t1 -c64, 16 requests pipelined per write",
     "S4": "wrk -t1 -c16 -H 'Connection: close': a new connection per request",
     "S5": "idle keep-alive connections (each made one request first)",
+    "U1": "one PUT of {size} over loopback, stored on disk",
 }
 
 
@@ -219,6 +227,20 @@ def _num(v, fmt):
 
 def _ratio(a, b):
     return f"{a / b:.2f}×" if a is not None and b else "-"
+
+
+def _range(values, fmt):
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return "-"
+    return f"{format(min(values), fmt)}-{format(max(values), fmt)}"
+
+
+def _size(n):
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n:,} bytes"
 
 
 def report(path, markdown_path):
@@ -286,6 +308,39 @@ def report(path, markdown_path):
                         notes.append(f"{scenario} {s} round {r['round']}: {r['note']}")
             table(title, header, rows)
             continue
+        if scenario == "U1":
+            sizes = " / ".join(_size(n) for n in
+                               sorted({r["bytes"] for r in runs if r["scenario"] == "U1"}))
+            title = (f"{scenario}  {SCENARIOS[scenario].format(size=sizes)}"
+                     f"  (medians of {rounds} rounds)")
+            header = ["server", "MB/s", "MB/s min-max", "CPU s/GB", "CPU s/GB min-max",
+                      "server CPU", "RSS", "errors", "ours/sink MB/s", "CPU0 other"]
+            sink = _median([r.get("mb_s") for r in group.get("sink", [])])
+            rows = []
+            for s in servers:
+                rs = group[s]
+                if not rs:
+                    continue
+                errors = sum(r.get("errors", 0) for r in rs)
+                mb_s = _median([r.get("mb_s") for r in rs])
+                rss = _median([r.get("rss_kb") for r in rs])
+                rows.append([
+                    s, _num(mb_s, ",.0f"), _range([r.get("mb_s") for r in rs], ",.0f"),
+                    _num(_median([r.get("cpu_s_per_gb") for r in rs]), ".2f"),
+                    _range([r.get("cpu_s_per_gb") for r in rs], ".2f"),
+                    _num(_median([r.get("server_cpu_pct") for r in rs]), ".0f") + "%",
+                    _num(rss and rss / 1024, ".1f") + " MB",
+                    f"{errors}" + (" !" if errors else ""),
+                    _ratio(mb_s, sink) if s == "ours" else "-",
+                    _num(_median([r.get("cpu0_other_pct") for r in rs]), ".0f") + "%",
+                ])
+                for r in rs:
+                    if r.get("errors"):
+                        notes.append(f"{scenario} {s} round {r['round']}: "
+                                     + (r.get("note") or "error")
+                                     + ("" if r.get("alive", True) else ", server died"))
+            table(title, header, rows)
+            continue
         header = ["server", "req/s", "p50", "p99", "CPU/req", "server CPU", "RSS", "errors",
                   "ours/peer req/s", "ours/peer CPU/req", "spread req/s · CPU/req",
                   "CPU0 other"]
@@ -336,6 +391,11 @@ def report(path, markdown_path):
               "softirq); high = a noisy run.",
               "errors: non-2xx + socket errors (connect, read, write, timeout) summed over "
               "rounds; must be 0."]
+    if "U1" in scenarios:
+        footer += ["U1: MB/s = 10^6 bytes per second from the first byte sent to the "
+                   "response; CPU s/GB: the server's CPU seconds per 10^9 bytes stored; sink: "
+                   "a plain Python recv_into/os.write loop, the limit on this machine.",
+                   "U1 goal: ours/sink MB/s at least 0.80×."]
     if notes:
         footer.append("flagged:")
         footer.extend("  " + n for n in notes)
