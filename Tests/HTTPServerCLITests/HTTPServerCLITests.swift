@@ -10,7 +10,7 @@ private let binary: URL = {
 
 /// glibc's `posix_spawn_file_actions_addclosefrom_np` (2.34+), which Swift's Glibc module does
 /// not export: asks the spawn to close every descriptor from `lowest` up.
-private func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ lowest: Int32) {
+func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ lowest: Int32) {
     typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
     let symbol = dlsym(nil, "posix_spawn_file_actions_addclosefrom_np")
     precondition(symbol != nil, "glibc 2.34 or later is needed to spawn a clean child")
