@@ -157,10 +157,11 @@ final class Exchange {
         responseFlushed = false
         isResponding = false
         response.reset()
-        drainWaiter = nil
-        bodyReader = nil
-        bodyState = .whole
-        continuePending = false
+        // Guarded: most exchanges had none of these, and a store costs an access check.
+        if drainWaiter != nil { drainWaiter = nil }
+        if bodyReader != nil { bodyReader = nil }
+        if case .whole = bodyState {} else { bodyState = .whole }
+        if continuePending { continuePending = false }
     }
 
     /// Empties `bytes`, keeping at most 64 KiB of capacity. An array already empty with no

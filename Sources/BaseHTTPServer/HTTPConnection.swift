@@ -26,9 +26,13 @@ final class HTTPConnection: TransportDelegate {
     var slot: Int32 = 0
     /// Whether the parse loop is on the stack (nothing re-enters it).
     private var parsing = false
+    /// The handler class's `streamsRequestBodies`: without it, none of the streamed-body
+    /// paths is taken (kept here, a check per request that costs nothing).
+    private let streamsBodies: Bool
 
     init(server: HTTPServer, transport: any Transport) {
         self.transport = transport
+        streamsBodies = server.streamsBodies
         machine = ConnectionStateMachine(now: UInt32(truncatingIfNeeded: server.loop.now))
         let address = transport.remoteAddress
         handler = server.handlerType.init(clientAddress: (address?.host ?? "", address?.port ?? 0),
@@ -91,7 +95,7 @@ final class HTTPConnection: TransportDelegate {
         default:
             return  // Closing: discard.
         }
-        if exchange.bodyReader != nil { deliverBody(exchange) }
+        if streamsBodies, exchange.bodyReader != nil { deliverBody(exchange) }
         flush(exchange)
         if machine.peerClosed { perform(machine.inputExhausted(now: now)) }
         returnExchangeIfDone()
@@ -210,11 +214,14 @@ final class HTTPConnection: TransportDelegate {
                 if !exchange.body.isEmpty { exchange.body.removeAll(keepingCapacity: true) }
                 exchange.head = head
                 var expects = head.expect != .none && head.isHTTP11OrLater && handler.protocolIsHTTP11
-                let streams = handler.server.streamsBodies && head.hasBody
-                // A streaming handler runs now; `100 Continue` waits for its first read.
-                exchange.bodyState = streams ? .streaming : .whole
-                exchange.continuePending = streams && expects && head.expect == .continue100
-                if exchange.continuePending { expects = false }
+                var streams = false
+                if streamsBodies {  // (Other servers' bodies are always whole.)
+                    streams = head.hasBody
+                    // A streaming handler runs now; `100 Continue` waits for its first read.
+                    exchange.bodyState = streams ? .streaming : .whole
+                    exchange.continuePending = streams && expects && head.expect == .continue100
+                    if exchange.continuePending { expects = false }
+                }
                 switch machine.headReceived(expects: expects, streams: streams, now: now) {
                 case .answerExpectation: answerExpectation(head.expect, exchange)
                 case .dispatch: dispatch(exchange)
@@ -224,12 +231,12 @@ final class HTTPConnection: TransportDelegate {
                 exchange.body.append(contentsOf: UnsafeRawBufferPointer(
                     rebasing: window[eventStart + range.lowerBound..<eventStart + range.upperBound]))
                 machine.bodyProgressed(now: now)
-                if machine.streamingBody {
+                if streamsBodies && machine.streamingBody {
                     perform(machine.bodyBuffered(exchange.body.count, highWaterMark: configuration.inputHighWaterMark))
                 }
             case .end:
                 messageStart = position
-                if case .streaming = exchange.bodyState { exchange.bodyState = .ended }
+                if streamsBodies && machine.streamingBody { exchange.bodyState = .ended }
                 switch machine.requestReceived() {
                 case .dispatch: dispatch(exchange)
                 case .resume: perform(.resume)
@@ -237,7 +244,7 @@ final class HTTPConnection: TransportDelegate {
                 }
                 if exchange.output.count >= configuration.outputHighWaterMark { flush(exchange) }
             case .error(let error):
-                if case .streaming = exchange.bodyState {
+                if streamsBodies && machine.streamingBody {
                     if machine.parseFailed() == .reject {
                         failBody(error.kind == .bodyTooLarge ? .tooLarge : .malformed, answer: error.status, exchange)
                     }
@@ -249,7 +256,7 @@ final class HTTPConnection: TransportDelegate {
         }
         if machine.state == .closing || machine.state == .closed { return (window.count, 0) }
         // A streamed body stopped by backpressure: its bytes so far are out of the window.
-        if machine.streamingBody { return (position, 0) }
+        if streamsBodies && machine.streamingBody { return (position, 0) }
         return (messageStart, position - messageStart)
     }
 
@@ -423,7 +430,10 @@ final class HTTPConnection: TransportDelegate {
 
     private func finishResponse(_ exchange: Exchange) {
         guard machine.state == .handling || machine.state == .deferred else { return }
-        if case .streaming = exchange.bodyState { handler.closeConnection = true }  // The rest is never read.
+        // Finished before the body's end: the rest is never read.
+        var bodyUnread = false
+        if streamsBodies, machine.streamingBody, case .streaming = exchange.bodyState { bodyUnread = true }
+        if bodyUnread { handler.closeConnection = true }
         handler.completeResponse(exchange)
         exchange.isResponding = false
         if deferred != nil { deferred = nil }
@@ -432,13 +442,12 @@ final class HTTPConnection: TransportDelegate {
         let keepAlive = !handler.closeConnection && !handler.server.isShuttingDown
         let action = machine.responseFinished(keepAlive: keepAlive, inputWaits: !exchange.pending.isEmpty,
                                               now: now)
-        if case .streaming = exchange.bodyState {
-            // Finished before the body's end: the rest is never read.
+        if bodyUnread {
             exchange.bodyState = .failed(.responseFinished)
             exchange.body = []
         }
         if action != .parse { perform(action) }  // The parse loop, or the caller, goes on.
-        if exchange.bodyReader != nil { deliverBody(exchange) }
+        if streamsBodies, exchange.bodyReader != nil { deliverBody(exchange) }
     }
 
     /// A deferred response finished: write it and carry on with what waited behind it.
