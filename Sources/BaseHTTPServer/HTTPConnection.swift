@@ -228,6 +228,11 @@ final class HTTPConnection: TransportDelegate {
                 default: break
                 }
             case .body(let range):
+                if streamsBodies && exchange.body.isEmpty && machine.streamingBody {
+                    // Room for what may arrive before the handler takes it, at once: growing
+                    // a piece by doubling copied it twice more (and faulted in new pages).
+                    exchange.body.reserveCapacity(configuration.inputHighWaterMark + (64 << 10))  // + one read
+                }
                 exchange.body.append(contentsOf: UnsafeRawBufferPointer(
                     rebasing: window[eventStart + range.lowerBound..<eventStart + range.upperBound]))
                 machine.bodyProgressed(now: now)

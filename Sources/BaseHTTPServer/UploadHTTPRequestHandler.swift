@@ -225,9 +225,15 @@ final class TemporaryUpload {
         file = File(adopting: descriptor, loop: loop)
     }
 
-    /// Appends `bytes` (copied at once; written on the thread pool).
+    /// Appends `bytes` (written on the thread pool from the array itself).
     func write(_ bytes: [UInt8]) {
-        bytes.withUnsafeBytes { write($0) }
+        guard failure == nil, !bytes.isEmpty else { return }
+        let at = offset, count = bytes.count
+        offset += count
+        writesInFlight += 1
+        file.write(bytes, at: at) { [self] result in
+            didWrite(count, result)
+        }
     }
 
     /// Appends `bytes` (copied at once; written on the thread pool).
@@ -237,20 +243,26 @@ final class TemporaryUpload {
         offset += count
         writesInFlight += 1
         file.write(bytes, at: at) { [self] result in
-            writesInFlight -= 1
-            switch result {
-            case .success(let written) where written < count:
-                // A short write: only a full disk stops a regular file short.
-                if failure == nil { failure = UploadFailure(writing: ENOSPC) }
-            case .failure(let error):
-                if failure == nil { failure = UploadFailure(writing: -error.code) }
-            default:
-                break
-            }
-            if writesInFlight == 0, let waiter {
-                self.waiter = nil
-                waiter(failure)
-            }
+            didWrite(count, result)
+        }
+    }
+
+    /// A write of `count` bytes called back: keeps the first failure, and tells the waiter
+    /// once none is in flight.
+    private func didWrite(_ count: Int, _ result: Result<Int, UVError>) {
+        writesInFlight -= 1
+        switch result {
+        case .success(let written) where written < count:
+            // A short write: only a full disk stops a regular file short.
+            if failure == nil { failure = UploadFailure(writing: ENOSPC) }
+        case .failure(let error):
+            if failure == nil { failure = UploadFailure(writing: -error.code) }
+        default:
+            break
+        }
+        if writesInFlight == 0, let waiter {
+            self.waiter = nil
+            waiter(failure)
         }
     }
 

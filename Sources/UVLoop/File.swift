@@ -161,6 +161,32 @@ public final class File {
         FileRequest.checkStarted(request, status)
     }
 
+    /// Writes `bytes` at `offset` on the thread pool, without copying them: the request holds
+    /// the array until it calls back. Called on the loop thread.
+    /// - Parameter completion: as for the other `write`.
+    public func write(_ bytes: [UInt8], at offset: Int,
+                      completion: @escaping (Result<Int, UVError>) -> Void) {
+        loop.assertOpen("File.write")
+        loop.assertOnLoopThread("File.write")
+        guard descriptor >= 0 else {
+            completion(.failure(UVError(code: Int32(UV_EBADF.rawValue))))
+            return
+        }
+        let request = FileRequest.start(readingFrom: self, keeping: bytes) { request in
+            let result = request.pointee.result
+            completion(result < 0 ? .failure(UVError(code: Int32(result))) : .success(result))
+        }
+        // The array's storage stays where it is while the request holds the array and nobody
+        // mutates it (the caller's copy, if any, is copied on its first write): the thread
+        // pool may read it after this scope. This saves a copy of every byte of an upload.
+        let base = bytes.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress) }
+        var buf = cuv_buf(base, bytes.count)
+        let status = uv_fs_write(loop.raw, request, descriptor, &buf, 1, Int64(offset)) { request in
+            FileRequest.finish(request!)
+        }
+        FileRequest.checkStarted(request, status)
+    }
+
     /// Closes the descriptor on the thread pool, once every read and stat already started has
     /// called back; later ones fail with `EBADF` at once. Called on the loop thread; a second
     /// call does nothing (its completion runs with nil).
@@ -209,8 +235,8 @@ public final class File {
 @available(*, unavailable)
 extension File: Sendable {}
 
-/// The owner of one `uv_fs_t`: its completion, the buffer a read fills and the `File` whose
-/// descriptor the thread pool reads.
+/// The owner of one `uv_fs_t`: its completion, the buffer a read fills (or a write reads), the
+/// array a write reads and the `File` whose descriptor the thread pool uses.
 ///
 /// `start` allocates the request and stores a retained box in `data`; `finish` (the libuv
 /// callback, or `checkStarted` when libuv refused the request) takes the box back, runs the
@@ -220,23 +246,27 @@ private final class FileRequest {
     let completion: (UnsafeMutablePointer<uv_fs_t>) -> Void
     let buffer: UnsafeMutableRawBufferPointer?
     let file: File?
+    /// The bytes a write reads from, when they are the caller's array.
+    let kept: [UInt8]
 
     private init(completion: @escaping (UnsafeMutablePointer<uv_fs_t>) -> Void,
-                 buffer: UnsafeMutableRawBufferPointer?, file: File?) {
+                 buffer: UnsafeMutableRawBufferPointer?, file: File?, kept: [UInt8]) {
         self.completion = completion
         self.buffer = buffer
         self.file = file
+        self.kept = kept
     }
 
     deinit { buffer?.deallocate() }
 
     static func start(readingFrom file: File? = nil,
                       owning buffer: UnsafeMutableRawBufferPointer? = nil,
+                      keeping kept: [UInt8] = [],
                       _ completion: @escaping (UnsafeMutablePointer<uv_fs_t>) -> Void)
         -> UnsafeMutablePointer<uv_fs_t> {
         let request = UnsafeMutablePointer<uv_fs_t>.allocate(capacity: 1)
         request.initialize(to: uv_fs_t())
-        let box = FileRequest(completion: completion, buffer: buffer, file: file)
+        let box = FileRequest(completion: completion, buffer: buffer, file: file, kept: kept)
         request.pointee.data = Unmanaged.passRetained(box).toOpaque()
         file?.requestDidStart()
         return request
