@@ -37,23 +37,28 @@ extension BaseHTTPRequestHandler {
         exchange.beginResponse(bufferSize: server.configuration.responseBufferSize)
     }
 
-    /// Calls the `doFOO()` for the request's method.
+    /// Runs the request through `handleOneRequest()`; what it throws ends the response.
     func run() {
         do {
-            switch withRequest(.other, { $0.methodKind }) {
-            case .get: try doGET()
-            case .head: try doHEAD()
-            case .post: try doPOST()
-            case .put: try doPUT()
-            case .delete: try doDELETE()
-            case .patch: try doPATCH()
-            case .options: try doOPTIONS()
-            case .trace: try doTRACE()
-            case .connect: try doCONNECT()
-            case .other: try doMethod(command ?? "")
-            }
+            try handleOneRequest()
         } catch {
             connection?.handlerDidThrow(error)
+        }
+    }
+
+    /// Calls the `doFOO()` for the request's method (`handleOneRequest()`'s default).
+    func dispatchToMethod() throws {
+        switch withRequest(.other, { $0.methodKind }) {
+        case .get: try doGET()
+        case .head: try doHEAD()
+        case .post: try doPOST()
+        case .put: try doPUT()
+        case .delete: try doDELETE()
+        case .patch: try doPATCH()
+        case .options: try doOPTIONS()
+        case .trace: try doTRACE()
+        case .connect: try doCONNECT()
+        case .other: try doMethod(command ?? "")
         }
     }
 

@@ -25,14 +25,16 @@ extension BaseHTTPRequestHandler {
         line.append(contentsOf: String(code).utf8)  // made once per code, not per request
         line.append(UInt8(ascii: " "))
         // A reason phrase is HTAB, SP, VCHAR and obs-text only (RFC 9112 §4): any other
-        // control character becomes a space, so a message cannot start a header line.
+        // control character becomes a space, so a message cannot start a header line. It is
+        // written ISO-8859-1, as Python writes it; a character beyond that becomes `?`.
         var replaced = false
-        for byte in message.utf8 {
-            if (byte < 0x20 && byte != 0x09) || byte == 0x7F {
+        for scalar in message.unicodeScalars {
+            let value = scalar.value
+            if (value < 0x20 && value != 0x09) || value == 0x7F {
                 line.append(UInt8(ascii: " "))
                 replaced = true
             } else {
-                line.append(byte)
+                line.append(value <= 0xFF ? UInt8(value) : UInt8(ascii: "?"))
             }
         }
         line.append(13)

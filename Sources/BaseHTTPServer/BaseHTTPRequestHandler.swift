@@ -180,6 +180,16 @@ open class BaseHTTPRequestHandler {
 
     // MARK: Dispatch. Subclasses override these.
 
+    /// Handles one request whose head (and, unless the class streams bodies, body) has
+    /// arrived: Python's `handle_one_request`, after its parsing. The default calls the
+    /// `doFOO()` for the method. Override it to wrap every request in one place
+    /// (authentication, timing, a default header) and call `super.handleOneRequest()` to
+    /// dispatch; answer without calling it to refuse. What it throws is handled as a throwing
+    /// `doFOO()` is. For a deferred response, it returns before the response is finished.
+    open func handleOneRequest() throws {
+        try dispatchToMethod()
+    }
+
     /// Answers GET. The default answers 501 (through `doMethod(_:)`).
     open func doGET() throws { try doMethod("GET") }
     /// Answers HEAD. The default answers 501.
@@ -250,9 +260,10 @@ open class BaseHTTPRequestHandler {
         }
     }
 
-    /// Buffers a header line (`send_header`). `Connection: close` or `keep-alive` also sets
-    /// `closeConnection`. A name or value with CR, LF or NUL is refused (no header injection):
-    /// nothing is written and `logError` says why.
+    /// Buffers a header line (`send_header`), encoded ISO-8859-1 as Python does.
+    /// `Connection: close` or `keep-alive` also sets `closeConnection`. A name or value with CR,
+    /// LF or NUL (no header injection), or with a character ISO-8859-1 cannot carry, is
+    /// refused: nothing is written and `logError` says why.
     open func sendHeader(_ keyword: String, _ value: String) {
         var field: ResponseState.NotableField? = .other
         withResponse { exchange in
@@ -260,7 +271,7 @@ open class BaseHTTPRequestHandler {
             field = exchange.appendHeaderLine(name: keyword, value: value)
         }
         guard let field else {
-            logError("refused header \(keyword.debugDescription): CR, LF or NUL in its name or value")
+            logError("refused header \(keyword.debugDescription): CR, LF or NUL in its name or value, or a character ISO-8859-1 cannot carry")
             return
         }
         if field == .connection {

@@ -389,7 +389,7 @@ final class HTTPConnection: TransportDelegate {
     private func reject(_ error: ParseError, lineFrom bytes: UnsafeRawBufferPointer) {
         let line = bytes.prefix { $0 != UInt8(ascii: "\r") && $0 != UInt8(ascii: "\n") }.prefix(200)
         handler.prepareForError(requestLine: Array(line), work())
-        handler.sendError(error.status, message: String(describing: error.reason))
+        handler.sendError(error.status, message: pythonErrorMessage(error, requestLine: Array(line)))
         handler.closeConnection = true
         finishResponse()
     }
@@ -533,3 +533,28 @@ final class HTTPConnection: TransportDelegate {
 
 @available(*, unavailable)
 extension HTTPConnection: Sendable {}
+
+/// The message Python's `send_error` gives a request the parser refused (the status line's
+/// phrase, the error page's message and the log line), with Python's detail quoted as its
+/// `%r` does: `Bad request version ('FUBAR')`. nil where Python sends the status's standard
+/// phrase (414, 413, and the header-section limits it lacks); our own wording where Python has
+/// no such error.
+func pythonErrorMessage(_ error: ParseError, requestLine: [UInt8]) -> String? {
+    let line = latin1String(requestLine)
+    let words = line.split { $0 == " " || $0 == "\t" || $0 == "\u{0B}" || $0 == "\u{0C}" }
+    switch error.kind {
+    case .badRequestLine:
+        return "Bad request syntax (\(pythonRepr(line)))"
+    case .badVersion:
+        return "Bad request version (\(pythonRepr(String(words.last ?? ""))))"
+    case .versionNotSupported:
+        let version = words.last ?? ""
+        return "Invalid HTTP version (\(version.hasPrefix("HTTP/") ? version.dropFirst(5) : version))"
+    case .badHTTP09Method:
+        return "Bad HTTP/0.9 request type (\(pythonRepr(String(words.first ?? ""))))"
+    case .requestLineTooLong, .bodyTooLarge, .headerSectionTooLarge, .trailerSectionTooLarge:
+        return nil
+    default:
+        return String(describing: error.reason)
+    }
+}

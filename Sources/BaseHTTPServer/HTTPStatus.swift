@@ -126,22 +126,30 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let lengthRequired = HTTPStatus(rawValue: 411)
     /// 412 Precondition Failed.
     public static let preconditionFailed = HTTPStatus(rawValue: 412)
-    /// 413 Request Entity Too Large.
-    public static let requestEntityTooLarge = HTTPStatus(rawValue: 413)
-    /// 414 Request-URI Too Long.
-    public static let requestURITooLong = HTTPStatus(rawValue: 414)
+    /// 413 Content Too Large (RFC 9110's name; Python 3.13's `CONTENT_TOO_LARGE`).
+    public static let contentTooLarge = HTTPStatus(rawValue: 413)
+    /// 413 under its older name (`REQUEST_ENTITY_TOO_LARGE`).
+    public static let requestEntityTooLarge = contentTooLarge
+    /// 414 URI Too Long (RFC 9110's name; Python 3.13's `URI_TOO_LONG`).
+    public static let uriTooLong = HTTPStatus(rawValue: 414)
+    /// 414 under its older name (`REQUEST_URI_TOO_LONG`).
+    public static let requestURITooLong = uriTooLong
     /// 415 Unsupported Media Type.
     public static let unsupportedMediaType = HTTPStatus(rawValue: 415)
-    /// 416 Requested Range Not Satisfiable.
-    public static let requestedRangeNotSatisfiable = HTTPStatus(rawValue: 416)
+    /// 416 Range Not Satisfiable (RFC 9110's name; Python 3.13's `RANGE_NOT_SATISFIABLE`).
+    public static let rangeNotSatisfiable = HTTPStatus(rawValue: 416)
+    /// 416 under its older name (`REQUESTED_RANGE_NOT_SATISFIABLE`).
+    public static let requestedRangeNotSatisfiable = rangeNotSatisfiable
     /// 417 Expectation Failed.
     public static let expectationFailed = HTTPStatus(rawValue: 417)
     /// 418 I'm a Teapot.
     public static let imATeapot = HTTPStatus(rawValue: 418)
     /// 421 Misdirected Request.
     public static let misdirectedRequest = HTTPStatus(rawValue: 421)
-    /// 422 Unprocessable Entity.
-    public static let unprocessableEntity = HTTPStatus(rawValue: 422)
+    /// 422 Unprocessable Content (RFC 9110's name; Python 3.13's `UNPROCESSABLE_CONTENT`).
+    public static let unprocessableContent = HTTPStatus(rawValue: 422)
+    /// 422 under its older name (`UNPROCESSABLE_ENTITY`).
+    public static let unprocessableEntity = unprocessableContent
     /// 423 Locked.
     public static let locked = HTTPStatus(rawValue: 423)
     /// 424 Failed Dependency.
@@ -252,14 +260,14 @@ public struct HTTPStatus: RawRepresentable, Hashable, Sendable, CustomStringConv
         case 410: ("Gone", "URI no longer exists and has been permanently removed")
         case 411: ("Length Required", "Client must specify Content-Length")
         case 412: ("Precondition Failed", "Precondition in headers is false")
-        case 413: ("Request Entity Too Large", "Entity is too large")
-        case 414: ("Request-URI Too Long", "URI is too long")
+        case 413: ("Content Too Large", "Content is too large")
+        case 414: ("URI Too Long", "URI is too long")
         case 415: ("Unsupported Media Type", "Entity body in unsupported format")
-        case 416: ("Requested Range Not Satisfiable", "Cannot satisfy request range")
+        case 416: ("Range Not Satisfiable", "Cannot satisfy request range")
         case 417: ("Expectation Failed", "Expect condition could not be satisfied")
         case 418: ("I'm a Teapot", "Server refuses to brew coffee because it is a teapot.")
         case 421: ("Misdirected Request", "Server is not able to produce a response")
-        case 422: ("Unprocessable Entity", "")
+        case 422: ("Unprocessable Content", "")
         case 423: ("Locked", "")
         case 424: ("Failed Dependency", "")
         case 425: ("Too Early", "")

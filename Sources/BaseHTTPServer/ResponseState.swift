@@ -86,8 +86,15 @@ extension Exchange {
     func appendHeaderLine(name: String, value: String) -> ResponseState.NotableField? {
         let field = withUTF8(of: name) { name in
             withUTF8(of: value) { value -> ResponseState.NotableField? in
-                guard isSafeHeaderText(name), isSafeHeaderText(value) else { return nil }
-                response.head.appendHeaderLine(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value))
+                if isSafeHeaderText(name) && isSafeHeaderText(value) {
+                    response.head.appendHeaderLine(UnsafeRawBufferPointer(name), UnsafeRawBufferPointer(value))
+                } else {
+                    // Not plain ASCII, or not safe at all: ISO-8859-1, as Python encodes heads.
+                    guard let name = latin1HeaderText(name), let value = latin1HeaderText(value) else { return nil }
+                    name.withUnsafeBytes { name in
+                        value.withUnsafeBytes { value in response.head.appendHeaderLine(name, value) }
+                    }
+                }
                 switch name.count {
                 case 10 where ASCII.equalsIgnoringCase(name, "connection"): return .connection
                 case 14 where ASCII.equalsIgnoringCase(name, "content-length"): return .contentLength
@@ -258,12 +265,13 @@ func withUTF8<T>(of string: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -
     return copy.withUTF8(body)
 }
 
-/// Whether header bytes can be written as they are: no CR, LF or NUL.
+/// Whether header bytes (UTF-8) can be written as they are: ASCII with no CR, LF or NUL.
+/// Other text goes through `latin1HeaderText`.
 func isSafeHeaderText(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     // Eight bytes at a time, the last word overlapping the one before it (a run of four to
     // seven bytes: two overlapping halves; a shorter one: padded with spaces). A word with no
-    // byte below 14 has none of the three; only a run with such a byte (a tab, say) is looked
-    // at byte by byte.
+    // byte below 14 and none from 0x80 up has none of the three and is ASCII; only a run with
+    // such a byte (a tab, say) is looked at byte by byte.
     let raw = UnsafeRawBufferPointer(bytes)
     let count = raw.count
     if count < 8 {
@@ -274,12 +282,12 @@ func isSafeHeaderText(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         } else {
             for byte in raw { word = word << 8 | UInt64(byte) }
         }
-        return !hasByteBelow14(word) || hasNoLineBreakOrNUL(raw)
+        return !needsALook(word) || isPlainASCII(raw)
     }
     var offset = 0
     while true {
-        if hasByteBelow14(raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) {
-            return hasNoLineBreakOrNUL(raw)
+        if needsALook(raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) {
+            return isPlainASCII(raw)
         }
         if offset == count - 8 { return true }
         offset = min(offset + 8, count - 8)
@@ -293,9 +301,27 @@ private func hasByteBelow14(_ word: UInt64) -> Bool {
     (word &- 0x0E0E_0E0E_0E0E_0E0E) & ~word & 0x8080_8080_8080_8080 != 0
 }
 
-private func hasNoLineBreakOrNUL(_ raw: UnsafeRawBufferPointer) -> Bool {
-    for byte in raw where byte == 13 || byte == 10 || byte == 0 { return false }
+/// Whether some byte of `word` is below 14 or from 0x80 up.
+@inline(__always)
+private func needsALook(_ word: UInt64) -> Bool {
+    hasByteBelow14(word) || word & 0x8080_8080_8080_8080 != 0
+}
+
+private func isPlainASCII(_ raw: UnsafeRawBufferPointer) -> Bool {
+    for byte in raw where byte == 13 || byte == 10 || byte == 0 || byte >= 0x80 { return false }
     return true
+}
+
+/// UTF-8 header text as the ISO-8859-1 bytes Python writes (`str.encode('latin-1')`); nil when
+/// it holds CR, LF or NUL, or a character ISO-8859-1 cannot carry (above U+00FF).
+func latin1HeaderText(_ utf8: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+    var bytes: [UInt8] = []
+    bytes.reserveCapacity(utf8.count)
+    for scalar in String(decoding: utf8, as: UTF8.self).unicodeScalars {
+        guard scalar.value <= 0xFF, scalar != "\r", scalar != "\n", scalar != "\0" else { return nil }
+        bytes.append(UInt8(scalar.value))
+    }
+    return bytes
 }
 
 extension StringProtocol {

@@ -113,3 +113,27 @@ private func keyedPlaceholder(
         return nil
     }
 }
+
+/// `s` as Python's `repr()` writes a string (`%r`): in single quotes, or in double quotes when
+/// it holds a `'` and no `"`; a backslash and that quote escaped; `\t`, `\n`, `\r` by name;
+/// other characters Python does not print (controls, U+007F–U+00A0, U+00AD) as `\xHH`.
+/// Enough for text decoded as ISO-8859-1, which is what request lines are.
+func pythonRepr(_ s: String) -> String {
+    let quote: Character = s.contains("'") && !s.contains("\"") ? "\"" : "'"
+    var out = String(quote)
+    for scalar in s.unicodeScalars {
+        switch scalar {
+        case "\\": out += "\\\\"
+        case "\t": out += "\\t"
+        case "\n": out += "\\n"
+        case "\r": out += "\\r"
+        case _ where Character(scalar) == quote: out += "\\" + String(quote)
+        case _ where scalar.value < 0x20 || (0x7F...0xA0).contains(scalar.value) || scalar.value == 0xAD:
+            let hex = String(scalar.value, radix: 16)
+            out += "\\x" + (hex.count < 2 ? "0" + hex : hex)
+        default: out.unicodeScalars.append(scalar)
+        }
+    }
+    out.append(quote)
+    return out
+}

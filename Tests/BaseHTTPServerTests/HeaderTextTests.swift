@@ -20,9 +20,31 @@ import Testing
         }
     }
 
+    @Test func bytesFrom0x80UpAreFoundAtEveryPositionOfEveryLength() {
+        // Not unsafe, but not ASCII: they go through `latin1HeaderText`.
+        for length in 1...40 {
+            for position in 0..<length {
+                var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                bytes[position] = 0xC3
+                #expect(!isSafe(bytes), "length \(length), 0xC3 at \(position)")
+            }
+        }
+    }
+
+    @Test func latin1TextIsWrittenAsPythonEncodesItAndOtherTextIsRefused() {
+        func latin1(_ text: String) -> [UInt8]? {
+            Array(text.utf8).withUnsafeBufferPointer { latin1HeaderText($0) }
+        }
+        #expect(latin1("café") == [0x63, 0x61, 0x66, 0xE9])
+        #expect(latin1("ÿ ") == [0xFF, 0x20])
+        #expect(latin1("€uro") == nil)
+        #expect(latin1("a\u{0100}") == nil)
+        #expect(latin1("é\r\nX: y") == nil)
+    }
+
     @Test func otherBytesPassAtEveryLength() {
         #expect(isSafe([]))
-        let harmless = (1...255).map(UInt8.init).filter { $0 != 13 && $0 != 10 }
+        let harmless = (1...127).map(UInt8.init).filter { $0 != 13 && $0 != 10 }
         for length in 1...40 {
             for start in stride(from: 0, to: harmless.count, by: 7) {
                 let bytes = (0..<length).map { harmless[(start + $0) % harmless.count] }
