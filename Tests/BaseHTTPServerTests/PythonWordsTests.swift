@@ -24,6 +24,11 @@ private let pythonReference = """
     sys.stdin.read()
     """
 
+/// A handler with no `doFOO()` of its own: every method gets Python's 501.
+final class SilentBaseHandler: BaseHTTPRequestHandler {
+    override func logMessage(_ message: String) {}
+}
+
 /// Answers GET with a header whose value is not ASCII, and one that ISO-8859-1 cannot carry.
 final class Latin1Handler: BaseHTTPRequestHandler {
     override func logMessage(_ message: String) { LogBook.shared.add("latin1 " + message) }
@@ -97,6 +102,9 @@ struct PythonWordsTests {
             ("GET / HTTP/2.0\r\n\r\n", "Invalid HTTP version (2.0)"),
             ("POST /\r\n\r\n", "Bad HTTP/0.9 request type ('POST')"),
             ("GET / it's\r\n\r\n", "Bad request version (\"it's\")"),
+            ("GET / HTTP/1.0 x\r\n\r\n", "Bad request version ('x')"),
+            ("GET / x HTTP/1.0\r\n\r\n", "Bad request syntax ('GET / x HTTP/1.0')"),
+            ("HEAD /\r\n\r\n", "Bad HTTP/0.9 request type ('HEAD')"),
         ]
         for (request, message) in cases {
             let python = try rawResponse(pythonPort, request)
@@ -106,6 +114,32 @@ struct PythonWordsTests {
             let statusLine = String(decoding: ours.prefix { $0 != 13 }, as: UTF8.self)
             #expect(statusLine.hasSuffix(" " + message), "\(statusLine)")
         }
+    }
+
+    /// An HTTP/0.9 `GET` (two words) to a handler without `doGET`: Python's 501 page, without
+    /// a status line or headers (HTTP/0.9 has neither), then the connection closes.
+    @Test(.enabled(if: python3 != nil))
+    func anHTTP09GetToAHandlerWithoutDoGETGetsPythons501Page() throws {
+        let script = """
+            import http.server, sys, threading
+            class H(http.server.BaseHTTPRequestHandler):
+                def log_message(self, *args): pass
+            server = http.server.HTTPServer(("127.0.0.1", 0), H)
+            print(server.server_port, flush=True)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            sys.stdin.read()
+            """
+        let reference = try SpawnedChild([python3!, "-c", script])
+        defer { reference.stop() }
+        let pythonPort = try #require(Int(reference.readLine()))
+        let running = try RunningServer(SilentBaseHandler.self)
+        defer { running.stop() }
+        // (Python reads header lines after an HTTP/0.9 request line too: the blank line ends them.)
+        let python = try rawResponse(pythonPort, "GET /\r\n\r\n")
+        let ours = try rawResponse(running.port, "GET /\r\n\r\n")
+        #expect(String(decoding: python, as: UTF8.self).hasPrefix("<!DOCTYPE HTML>"))
+        #expect(messageLine(python) == "<p>Message: Unsupported method ('GET').</p>")
+        #expect(ours == python)
     }
 
     @Test func limitsAnswerWithRFC9110Phrases() throws {
