@@ -1,0 +1,57 @@
+import HTTPParser
+import Testing
+
+/// Where RFC 9112 and Python's `http.server` or llhttp part ways, the parser's choice, one row
+/// each: strict where a leniency would let two parsers read one request differently, lenient
+/// where the leniency is harmless and clients rely on it. Every row also runs split at every
+/// offset and one byte at a time.
+@Suite struct RequestParserStrictnessTests {
+    /// Parses `text` at every split; the outcomes of the whole run, checked to be split-proof.
+    private func outcomes(_ text: String, sourceLocation: SourceLocation = #_sourceLocation)
+        -> [Outcome]
+    {
+        let (whole, mismatch) = ParserDriver().runEverySplit(Array(text.utf8))
+        #expect(mismatch == nil, sourceLocation: sourceLocation)
+        return whole
+    }
+
+    /// The first head of `text`, parsed at every split.
+    private func head(_ text: String, sourceLocation: SourceLocation = #_sourceLocation)
+        -> HeadSummary?
+    {
+        for case .head(let head) in outcomes(text, sourceLocation: sourceLocation) { return head }
+        return nil
+    }
+
+    // MARK: HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3)
+
+    /// Python takes up to ten digits on each side, so `HTTP/01.1` is its HTTP/1.1 and
+    /// `HTTP/1.10` a tenth minor version; the grammar has one digit each, and so does the parser.
+    static let malformedVersions = [
+        "HTTP/1.10", "HTTP/01.1", "HTTP/1.", "HTTP/1.1.1", "HTTP/10.0", "HTTP/1.01", "HTTP/",
+        "HTTP/1", "HTTP/.1", "HTTP/1.x", "HTTP/1,1", "HTTP/١.١", "http/1.1", "HTTP/1.1x",
+    ]
+
+    @Test(arguments: malformedVersions)
+    func malformedVersionIsABadVersion(_ version: String) {
+        #expect(outcomes("GET / \(version)\r\nHost: a\r\n\r\n") == [.error(ParseError(.badVersion))])
+        #expect(outcomes("GET / \(version)\n\n") == [.error(ParseError(.badVersion))])
+    }
+
+    /// Well-formed, but a major version this server does not speak: 505, as Python answers.
+    @Test(arguments: ["HTTP/2.0", "HTTP/3.0", "HTTP/9.9", "HTTP/2.1"])
+    func wellFormedVersionFromTwoOnIsNotSupported(_ version: String) {
+        let error = ParseError(.versionNotSupported)
+        #expect(outcomes("GET / \(version)\r\nHost: a\r\n\r\n") == [.error(error)])
+        #expect(error.status == 505)
+    }
+
+    /// Any well-formed 0.x or 1.x version is read as such; the server answers as 1.x.
+    @Test(arguments: [("HTTP/1.1", 1, 1), ("HTTP/1.0", 1, 0), ("HTTP/1.2", 1, 2),
+                      ("HTTP/1.9", 1, 9), ("HTTP/0.9", 0, 9), ("HTTP/0.0", 0, 0)])
+    func wellFormedVersionBelowTwoIsRead(_ version: String, _ major: Int, _ minor: Int) throws {
+        let parsed = try #require(head("GET / \(version) \r\nHost: a\r\n\r\n"))
+        #expect(parsed.version == version)
+        #expect(parsed.major == major && parsed.minor == minor)
+    }
+}
