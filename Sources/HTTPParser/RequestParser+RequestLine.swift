@@ -6,7 +6,9 @@ enum TargetForm: UInt8, Sendable {
     case absolute
     /// `host:port`: `CONNECT` only.
     case authority
-    /// `*`: `OPTIONS` only.
+    /// `*`: any method but `CONNECT`. RFC 9112 §3.2.4 means it for `OPTIONS`, but Python and
+    /// llhttp take it with any method, and SSDP's `M-SEARCH * HTTP/1.1` relies on that; the
+    /// handler sees the path `*`.
     case asterisk
 }
 
@@ -113,7 +115,8 @@ extension RequestParser {
         return .proceed
     }
 
-    /// The request target; its first byte decides the form, which must suit the method.
+    /// The request target; its first byte decides the form, which must suit the method: the
+    /// authority form for `CONNECT` and only there.
     @inline(__always)
     mutating func parseTarget(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
@@ -133,7 +136,6 @@ extension RequestParser {
             default: targetForm = method == .connect ? .authority : .absolute
             }
             if (method == .connect) != (targetForm == .authority) { return fail(.badTarget) }
-            if targetForm == .asterisk && method != .options { return fail(.badTarget) }
             head.storage.target = base + i..<base + i
             targetPhase = 0
             connectTarget = HostValidator()

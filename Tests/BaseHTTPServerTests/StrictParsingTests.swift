@@ -1,6 +1,11 @@
 import Testing
 @testable import BaseHTTPServer
 
+/// Answers any method, `M-SEARCH` included, with its command and path.
+final class AnyMethodHandler: EchoHandler {
+    override func doMethod(_ command: String) throws { try answer() }
+}
+
 /// What a client sees where the parser follows RFC 9112 rather than Python or llhttp.
 @Suite("RFC 9112 where Python and llhttp are lenient, leniency where they are right")
 struct StrictParsingTests {
@@ -37,5 +42,45 @@ struct StrictParsingTests {
         let response = try exchange(running.port, "GET /x HTTP/1.2\r\nHost: a\r\n\r\n")
         #expect(response.status == 200)
         #expect(response.bodyText.hasPrefix("GET /x HTTP/1.2\n"))
+    }
+
+    @Test(arguments: ["OPTIONS", "GET", "M-SEARCH", "NOTIFY"])
+    func asteriskFormReachesTheHandlerAsPathAsteriskForAnyMethod(_ method: String) throws {
+        let running = try RunningServer(AnyMethodHandler.self)
+        defer { running.stop() }
+        let client = try running.client()
+        try client.send("\(method) * HTTP/1.1\r\nHost: a\r\nMan: \"ssdp:discover\"\r\n\r\n" + Self.second)
+        let response = try #require(try client.readResponse())
+        #expect(response.status == 200)
+        #expect(response.bodyText.hasPrefix("\(method) * HTTP/1.1\n"))
+        let next = try #require(try client.readResponse(), "the connection stays open")
+        #expect(next.bodyText.hasPrefix("GET /second HTTP/1.1\n"))
+    }
+
+    @Test func asteriskFormWithoutAHandlerMethodGetsPythons501() throws {
+        let running = try RunningServer(EchoHandler.self)
+        defer { running.stop() }
+        let response = try exchange(running.port, "M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(response.status == 501)
+        #expect(response.statusLine == "HTTP/1.1 501 Unsupported method ('M-SEARCH')")
+    }
+
+    /// `*` names no file: `SimpleHTTPRequestHandler` answers 404 (Python would look for a file
+    /// called `*` in its directory).
+    @Test func asteriskFormIsNoFileForSimpleHTTPRequestHandler() throws {
+        let running = try RunningServer(FixtureFileHandler.self)
+        defer { running.stop() }
+        let response = try exchange(running.port, "GET * HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(response.status == 404)
+        #expect(try exchange(running.port, "HEAD * HTTP/1.1\r\nHost: a\r\n\r\n",
+                             headRequest: true).status == 404)
+    }
+
+    @Test func asteriskFormIsRefusedForCONNECT() throws {
+        let running = try RunningServer(AnyMethodHandler.self)
+        defer { running.stop() }
+        let (response, closed) = try refusal(running, "CONNECT * HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(response.status == 400)
+        #expect(closed)
     }
 }

@@ -54,4 +54,37 @@ import Testing
         #expect(parsed.version == version)
         #expect(parsed.major == major && parsed.minor == minor)
     }
+
+    // MARK: The asterisk form with any method
+
+    /// RFC 9112 §3.2.4 means `*` for server-wide `OPTIONS`, but Python and llhttp take it with
+    /// any method and SSDP's `M-SEARCH` relies on that. Only `CONNECT`, whose target must be an
+    /// authority, refuses it.
+    @Test(arguments: ["OPTIONS", "GET", "HEAD", "M-SEARCH", "NOTIFY", "DELETE", "PRI"])
+    func asteriskFormIsAcceptedForAnyMethod(_ method: String) throws {
+        let parsed = try #require(head("\(method) * HTTP/1.1\r\nHost: a\r\n\r\n"))
+        #expect(parsed.method == method)
+        #expect(parsed.target == "*")
+        #expect(parsed.major == 1 && parsed.minor == 1)
+    }
+
+    @Test func asteriskFormTakesABodyLikeAnyOtherTarget() {
+        let text = "POST * HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi"
+        #expect(outcomes(text).brief == "H B:hi E")
+    }
+
+    @Test func asteriskFormIsOneAsteriskAndNeverForConnect() {
+        let badTarget = [Outcome.error(ParseError(.badTarget))]
+        #expect(outcomes("GET *x HTTP/1.1\r\nHost: a\r\n\r\n") == badTarget)
+        #expect(outcomes("GET ** HTTP/1.1\r\nHost: a\r\n\r\n") == badTarget)
+        #expect(outcomes("GET */ HTTP/1.1\r\nHost: a\r\n\r\n") == badTarget)
+        #expect(outcomes("CONNECT * HTTP/1.1\r\nHost: a\r\n\r\n") == badTarget)
+    }
+
+    /// HTTP/0.9 is `GET` only, whatever the target: `GET *` is Python's two-word request.
+    @Test func asteriskFormInHTTP09IsGETOnly() throws {
+        let parsed = try #require(head("GET *\r\n"))
+        #expect(parsed.target == "*" && parsed.version == nil)
+        #expect(outcomes("M-SEARCH *\r\n") == [.error(ParseError(.badHTTP09Method))])
+    }
 }

@@ -33,7 +33,8 @@ struct Row: CustomTestStringConvertible, Sendable {
         Row("GET / HTTP/1.1\r\nHost: a%20b\r\n\r\n", "H E"),
         Row("GET / HTTP/1.2\r\nHost: a\r\n\r\n", "H E"),
         Row("GET / HTTP/0.9\r\n\r\n", "H E"),
-        Row("M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n", "!400"),
+        Row("M-SEARCH * HTTP/1.1\r\nHost: a\r\n\r\n", "H E"),
+        Row("GET * HTTP/1.1\r\nHost: a\r\n\r\n", "H E"),
         Row("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", "H B:hello E"),
         Row("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", "H E"),
         Row("POST / HTTP/1.0\r\nContent-Length: 3\r\n\r\nabcGET", "H B:abc E"),
@@ -76,7 +77,7 @@ struct Row: CustomTestStringConvertible, Sendable {
         Row("CONNECT / HTTP/1.1\r\nHost: a\r\n\r\n", "!400"),
         Row("CONNECT example.com HTTP/1.1\r\nHost: a\r\n\r\n", "!400"),
         Row("GET example.com:80 HTTP/1.1\r\nHost: a\r\n\r\n", "!400"),
-        Row("GET * HTTP/1.1\r\nHost: a\r\n\r\n", "!400"),
+        Row("CONNECT * HTTP/1.1\r\nHost: a\r\n\r\n", "!400"),
         Row("OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n", "!400"),
         Row("\rGET / HTTP/1.1\r\nHost: a\r\n\r\n", "!400"),
         // Field lines.
