@@ -240,7 +240,8 @@ extension RequestParser {
     /// Stricter than Python, which takes up to ten digits on each side: `HTTP/01.1` and
     /// `HTTP/1.10` are malformed (400), not HTTP/1.1 and a tenth minor version, and
     /// `HTTP/10.0` is malformed rather than unsupported. A well-formed version whose major
-    /// is 2 or more is unsupported (505).
+    /// is 2 or more is unsupported (505): so is HTTP/2's connection preface, `PRI * HTTP/2.0`,
+    /// which the verdict reaches at the byte after `2.0`, before its `SM` line.
     @inline(__always)
     mutating func parseVersion(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         let end = stopIndex(n)

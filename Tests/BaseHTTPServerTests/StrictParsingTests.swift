@@ -83,4 +83,19 @@ struct StrictParsingTests {
         #expect(response.status == 400)
         #expect(closed)
     }
+
+    /// HTTP/2's preface and a SETTINGS frame, as a prior-knowledge h2 client sends them: the
+    /// answer is an HTTP/1.1 505, then the connection closes.
+    @Test func http2PrefaceGets505AndAClose() throws {
+        let running = try RunningServer(AnyMethodHandler.self)
+        defer { running.stop() }
+        let client = try running.client()
+        let settings: [UInt8] = [0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100]
+        try client.send(Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + settings)
+        let response = try #require(try client.readResponse())
+        #expect(response.status == 505)
+        #expect(response.statusLine.hasPrefix("HTTP/1.1 505 "))
+        #expect(response.header("Connection") == "close")
+        #expect(client.isClosedByServer())
+    }
 }

@@ -87,4 +87,17 @@ import Testing
         #expect(parsed.target == "*" && parsed.version == nil)
         #expect(outcomes("M-SEARCH *\r\n") == [.error(ParseError(.badHTTP09Method))])
     }
+
+    // MARK: HTTP/2's connection preface
+
+    /// RFC 9113 §3.4: a client that assumes HTTP/2 opens with this; an HTTP/1 server answers
+    /// 505, as Python does, not 400: the request line is well-formed, the version unsupported.
+    static let preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+    @Test func http2PrefaceIsVersionNotSupported() {
+        #expect(outcomes(Self.preface) == [.error(ParseError(.versionNotSupported))])
+        #expect(outcomes("PRI * HTTP/2.0\r") == [.error(ParseError(.versionNotSupported))])
+        #expect(outcomes("PRI * HTTP/2.0") == [], "the version may go on: not yet a verdict")
+        #expect(ParseError(.versionNotSupported).status == 505)
+    }
 }
