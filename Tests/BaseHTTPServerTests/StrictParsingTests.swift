@@ -98,4 +98,16 @@ struct StrictParsingTests {
         #expect(response.header("Connection") == "close")
         #expect(client.isClosedByServer())
     }
+
+    @Test(arguments: ["5, 5", " 5 , 5", "5,5", "5, 6"])
+    func contentLengthListIs400AndTheBodyIsNeverARequest(_ value: String) throws {
+        let running = try RunningServer(EchoHandler.self)
+        defer { running.stop() }
+        let request = "POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: \(value)\r\n\r\nhello"
+        let (response, closed) = try refusal(running, request)
+        #expect(response.status == 400)
+        #expect(response.statusLine == "HTTP/1.1 400 Invalid Content-Length")
+        #expect(response.header("Connection") == "close")
+        #expect(closed, "the connection closes and /second is not answered")
+    }
 }

@@ -100,4 +100,23 @@ import Testing
         #expect(outcomes("PRI * HTTP/2.0") == [], "the version may go on: not yet a verdict")
         #expect(ParseError(.versionNotSupported).status == 505)
     }
+
+    // MARK: Content-Length is 1*DIGIT (RFC 9112 §6.3)
+
+    /// RFC 9110 §8.6 lets a recipient read `5, 5` as 5; the parser refuses any list, equal
+    /// values included, at the comma.
+    static let listLengths = ["5, 5", " 5 , 5", "5,5", "5 ,5", "5,", ",5", "5, 6", "5,\t5"]
+
+    @Test(arguments: listLengths)
+    func contentLengthListIsABadContentLength(_ value: String) {
+        let text = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \(value)\r\n\r\nhello"
+        #expect(outcomes(text) == [.error(ParseError(.badContentLength))])
+        #expect(ParseError(.badContentLength).status == 400)
+    }
+
+    /// Optional whitespace around the one number is field syntax, not part of the value.
+    @Test func contentLengthWithWhitespaceAroundIsAccepted() {
+        let text = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \t 5 \t\r\n\r\nhello"
+        #expect(outcomes(text).brief == "H B:hello E")
+    }
 }
