@@ -110,4 +110,18 @@ struct StrictParsingTests {
         #expect(response.header("Connection") == "close")
         #expect(closed, "the connection closes and /second is not answered")
     }
+
+    /// Documents the choice: two equal `Content-Length` fields frame one body (RFC 9112 §6.3).
+    @Test func equalRepeatedContentLengthFieldsFrameOneBody() throws {
+        let running = try RunningServer(EchoHandler.self)
+        defer { running.stop() }
+        let client = try running.client()
+        try client.send("POST /first HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello"
+            + Self.second)
+        let first = try #require(try client.readResponse())
+        #expect(first.status == 200)
+        #expect(first.bodyText.hasSuffix("body 5: hello\n"))
+        let next = try #require(try client.readResponse())
+        #expect(next.bodyText.hasPrefix("GET /second HTTP/1.1\n"))
+    }
 }

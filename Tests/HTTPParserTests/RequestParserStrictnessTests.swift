@@ -119,4 +119,18 @@ import Testing
         let text = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \t 5 \t\r\n\r\nhello"
         #expect(outcomes(text).brief == "H B:hello E")
     }
+
+    /// Two fields with the same value count as one length, as RFC 9112 §6.3 allows (llhttp
+    /// refuses them); two different values are refused. Documents the parser's choice.
+    @Test func repeatedContentLengthFieldsCountOnceWhenEqualAndAreRefusedWhenNot() throws {
+        let equal = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello"
+        #expect(outcomes(equal).brief == "H B:hello E")
+        #expect(try #require(head(equal)).framing == .contentLength(5))
+        let leadingZero = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 05\r\n\r\nhello"
+        #expect(outcomes(leadingZero).brief == "H B:hello E", "equal as numbers")
+        let differing = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!"
+        #expect(outcomes(differing) == [.error(ParseError(.conflictingContentLength))])
+        let listAfterField = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5, 5\r\n\r\n"
+        #expect(outcomes(listAfterField) == [.error(ParseError(.badContentLength))])
+    }
 }
