@@ -104,7 +104,13 @@ struct FieldInterpreter: Sendable {
         }
     }
 
-    // MARK: Content-Length: 1*DIGIT, or a comma list of identical ones.
+    // MARK: Content-Length: 1*DIGIT, nothing else.
+    //
+    // A comma list is refused even when its values agree (`5, 5`): RFC 9110 §8.6 and RFC 9112
+    // §6.3 let a recipient read it as the one value, but a list is not a number (DESIGN.md: a
+    // non-numeric length is 400), and a refusal leaves nothing for a front end to read otherwise.
+    // Separate fields with equal values still count as one length (RFC 9112 §6.3); differing
+    // ones are refused. llhttp refuses a second field whatever its value; Python checks none.
 
     private mutating func feedContentLength(_ byte: UInt8) -> ParseError.Kind? {
         if let digit = ASCII.digit(byte) {
@@ -114,10 +120,8 @@ struct FieldInterpreter: Sendable {
             numberDigits += 1
         } else if byte == ASCII.space || byte == ASCII.tab {
             spaceAfterNumber = numberDigits > 0
-        } else if byte == ASCII.comma {
-            if let failure = finishNumber() { return failure }
         } else {
-            return .badContentLength
+            return .badContentLength  // a comma, a sign, a letter: not 1*DIGIT
         }
         return nil
     }
@@ -126,9 +130,6 @@ struct FieldInterpreter: Sendable {
         guard numberDigits > 0 else { return .badContentLength }
         if contentLength >= 0 && contentLength != number { return .conflictingContentLength }
         contentLength = number
-        number = 0
-        numberDigits = 0
-        spaceAfterNumber = false
         return nil
     }
 

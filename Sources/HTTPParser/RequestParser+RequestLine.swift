@@ -6,7 +6,9 @@ enum TargetForm: UInt8, Sendable {
     case absolute
     /// `host:port`: `CONNECT` only.
     case authority
-    /// `*`: `OPTIONS` only.
+    /// `*`: any method but `CONNECT`. RFC 9112 §3.2.4 means it for `OPTIONS`, but Python and
+    /// llhttp take it with any method, and SSDP's `M-SEARCH * HTTP/1.1` relies on that; the
+    /// handler sees the path `*`.
     case asterisk
 }
 
@@ -113,7 +115,8 @@ extension RequestParser {
         return .proceed
     }
 
-    /// The request target; its first byte decides the form, which must suit the method.
+    /// The request target; its first byte decides the form, which must suit the method: the
+    /// authority form for `CONNECT` and only there.
     @inline(__always)
     mutating func parseTarget(
         _ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int, _ t: UnsafePointer<UInt8>
@@ -133,7 +136,6 @@ extension RequestParser {
             default: targetForm = method == .connect ? .authority : .absolute
             }
             if (method == .connect) != (targetForm == .authority) { return fail(.badTarget) }
-            if targetForm == .asterisk && method != .options { return fail(.badTarget) }
             head.storage.target = base + i..<base + i
             targetPhase = 0
             connectTarget = HostValidator()
@@ -228,13 +230,18 @@ extension RequestParser {
         head.storage.versionMajor = 0
         head.storage.versionMinor = 0
         versionPhase = 0
-        versionDigits = 0
         nameStart = base + i  // where the version begins
         state = .version
         return .proceed
     }
 
-    /// `HTTP/` 1*10DIGIT `.` 1*10DIGIT, the limits Python applies.
+    /// `HTTP/` DIGIT `.` DIGIT (RFC 9112 §2.3), ended by whitespace or the line end.
+    ///
+    /// Stricter than Python, which takes up to ten digits on each side: `HTTP/01.1` and
+    /// `HTTP/1.10` are malformed (400), not HTTP/1.1 and a tenth minor version, and
+    /// `HTTP/10.0` is malformed rather than unsupported. A well-formed version whose major
+    /// is 2 or more is unsupported (505): so is HTTP/2's connection preface, `PRI * HTTP/2.0`,
+    /// which the verdict reaches at the byte after `2.0`, before its `SM` line.
     @inline(__always)
     mutating func parseVersion(_ p: UnsafePointer<UInt8>, _ n: Int, _ i: inout Int) -> Step {
         let end = stopIndex(n)
@@ -243,47 +250,36 @@ extension RequestParser {
             if word == Self.http11Word || word == Self.http10Word {
                 head.storage.versionMajor = 1
                 head.storage.versionMinor = word == Self.http11Word ? 1 : 0
-                versionPhase = 6
-                versionDigits = 1
+                versionPhase = 8
                 i += 8
             }
         }
         while i < n {
             let byte = p[i]
             if i == end && byte != ASCII.cr && byte != ASCII.lf { return fail(stopFailure) }
-            let digit = ASCII.digit(byte)
             switch versionPhase {
             case 0..<5:
                 guard byte == ("HTTP/" as StaticString).utf8Start[versionPhase] else {
                     return fail(.badVersion)
                 }
-                versionPhase += 1
-            case 5 where byte == ASCII.dot && versionDigits > 0:
-                versionPhase = 6
-                versionDigits = 0
-            case 5, 6:
-                if let digit {
-                    versionDigits += 1
-                    guard versionDigits <= 10 else { return fail(.badVersion) }
-                    if versionPhase == 5 {
-                        head.storage.versionMajor = head.storage.versionMajor * 10 + digit
-                    } else {
-                        head.storage.versionMinor = head.storage.versionMinor * 10 + digit
-                    }
-                } else {
-                    let endsVersion = byte == ASCII.space || byte == ASCII.tab || byte == ASCII.cr
-                        || byte == ASCII.lf
-                    guard versionPhase == 6 && versionDigits > 0 && endsVersion else {
-                        return fail(.badVersion)
-                    }
-                    head.storage.version = nameStart..<base + i
-                    if head.versionMajor >= 2 { return fail(.versionNotSupported) }
-                    state = .afterVersion
-                    return .proceed
-                }
+            case 5:
+                guard let digit = ASCII.digit(byte) else { return fail(.badVersion) }
+                head.storage.versionMajor = digit
+            case 6:
+                guard byte == ASCII.dot else { return fail(.badVersion) }
+            case 7:
+                guard let digit = ASCII.digit(byte) else { return fail(.badVersion) }
+                head.storage.versionMinor = digit
             default:
-                return fail(.badVersion)
+                let endsVersion = byte == ASCII.space || byte == ASCII.tab || byte == ASCII.cr
+                    || byte == ASCII.lf
+                guard endsVersion else { return fail(.badVersion) }
+                head.storage.version = nameStart..<base + i
+                if head.versionMajor >= 2 { return fail(.versionNotSupported) }
+                state = .afterVersion
+                return .proceed
             }
+            versionPhase += 1
             i += 1
         }
         return .needMore

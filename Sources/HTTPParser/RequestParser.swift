@@ -52,8 +52,8 @@ public struct RequestParser: Sendable {
     var connectTarget = HostValidator()
     var spaceRun = 0
     var spaceRunIsOneSP = true
+    /// The next byte of `HTTP/` DIGIT `.` DIGIT to check; 8 once the version is whole.
     var versionPhase = 0
-    var versionDigits = 0
 
     // Field lines (the head's, then a chunked body's trailers).
     var inTrailers = false

@@ -42,15 +42,14 @@ struct TokenPrefix: Sendable {
 }
 
 /// The methods RFC 9110 and RFC 5789 define, found once by the parser for everyone above it:
-/// the parser checks the target form of `CONNECT` and `OPTIONS` and that HTTP/0.9 is `GET`;
-/// a server dispatches on it. Methods are case-sensitive: `get` is `.other`.
+/// the parser checks the target form of `CONNECT` and that HTTP/0.9 is `GET`; a server
+/// dispatches on it. Methods are case-sensitive: `get` is `.other`.
 public enum KnownMethod: UInt8, Sendable {
     /// Any other method (the token itself is in the head's `method` span).
     case other
     case get, head, post, put, delete, patch
     /// Takes the authority form (`host:port`) and only that.
     case connect
-    /// The only method that may take the asterisk form (`*`).
     case options
     case trace
 

@@ -146,7 +146,7 @@ import Testing
     static let smuggling: [(String, ParseError.Kind)] = [
         ("Content-Length: 1\r\nTransfer-Encoding: chunked", .contentLengthWithTransferEncoding),
         ("Content-Length: 1\r\nContent-Length: 2", .conflictingContentLength),
-        ("Content-Length: 1, 2", .conflictingContentLength),
+        ("Content-Length: 1, 2", .badContentLength),
         ("Content-Length: 1 2", .badContentLength),
         ("Content-Length: 99999999999999999999", .badContentLength),
         ("Transfer-Encoding: chunked, identity", .badTransferEncoding),
