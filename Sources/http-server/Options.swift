@@ -3,8 +3,8 @@ import BaseHTTPServer
 import Glibc
 
 let usage = """
-    usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--upload]
-                       [--max-upload-size BYTES] [port]
+    usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [-H NAME VALUE]
+                       [--content-type TYPE] [--upload] [--max-upload-size BYTES] [port]
 
     Serves the files of a directory over HTTP (GET and HEAD), with directory listings.
 
@@ -21,6 +21,11 @@ let usage = """
       -p VERSION, --protocol VERSION
                             the HTTP version of responses: HTTP/1.1 (default, keep-alive)
                             or HTTP/1.0
+      -H NAME VALUE, --header NAME VALUE
+                            add this header to every response (files, listings,
+                            redirects, errors); repeat it for more headers
+      --content-type TYPE   the Content-Type of files whose extension is unknown
+                            (default: application/octet-stream)
       --upload              also receive files: PUT /dir/name stores a file (201, or 204
                             when it replaced one); a multipart/form-data POST to a
                             directory saves each file part without replacing any (the
@@ -32,19 +37,28 @@ let usage = """
 
     """
 
+/// The command line, parsed once, on first use (a global `let`: initialized lazily and
+/// thread-safely, never changed). The handler classes read their settings here: a class
+/// property cannot reach the server or any other instance.
+let options = parse(Array(CommandLine.arguments.dropFirst()))
+
 /// The command line, parsed.
-struct Options {
+struct Options: Sendable {
     var port = 8000
     var bind = "127.0.0.1"
     var directory = "."
     var protocolVersion = "HTTP/1.1"
+    /// `-H NAME VALUE`, in the order given.
+    var responseHeaders: [(String, String)] = []
+    /// `--content-type`.
+    var defaultContentType = "application/octet-stream"
     var upload = false
     var maxUploadSize: Int?
 }
 
 /// Prints `message` and the usage line to standard error and exits with status 2.
 func fail(_ message: String) -> Never {
-    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--upload] [--max-upload-size BYTES] [port]\n")
+    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [-H NAME VALUE] [--content-type TYPE] [--upload] [--max-upload-size BYTES] [port]\n")
     writeAll(to: STDERR_FILENO, "http-server: error: \(message)\n")
     exit(2)
 }
@@ -76,6 +90,24 @@ func parse(_ arguments: [String]) -> Options {
             options.directory = inline ?? value(for: flag)
         case "-p", "--protocol":
             options.protocolVersion = inline ?? value(for: flag)
+        case "-H", "--header":
+            guard inline == nil, index + 2 < arguments.count else {
+                fail("argument -H/--header: expected 2 arguments")
+            }
+            let name = arguments[index + 1]
+            let text = arguments[index + 2]
+            index += 2
+            guard isToken(name) else { fail("argument -H/--header: invalid header name: '\(name)'") }
+            guard isFieldValue(text) else {
+                fail("argument -H/--header: invalid value for \(name): CR, LF or NUL")
+            }
+            options.responseHeaders.append((name, text))
+        case "--content-type":
+            let type = inline ?? value(for: flag)
+            guard !type.isEmpty, isFieldValue(type) else {
+                fail("argument --content-type: invalid type: '\(type)'")
+            }
+            options.defaultContentType = type
         case "--upload":
             options.upload = true
         case "--max-upload-size":
@@ -98,4 +130,23 @@ func parse(_ arguments: [String]) -> Options {
         index += 1
     }
     return options
+}
+
+/// Whether `name` can be a header field's name: a token (RFC 9110 §5.1), so that `-H` cannot
+/// make a malformed head.
+private func isToken(_ name: String) -> Bool {
+    !name.isEmpty && name.utf8.allSatisfy { byte in
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+             UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            true
+        default:
+            "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
+    }
+}
+
+/// Whether `value` can be a header field's value as `sendHeader` sends one: no CR, LF or NUL.
+private func isFieldValue(_ value: String) -> Bool {
+    !value.utf8.contains { $0 == 13 || $0 == 10 || $0 == 0 }
 }

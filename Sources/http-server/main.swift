@@ -38,7 +38,6 @@ if let symbol = dlsym(nil, "mallopt") {
     _ = mallopt(-3, 8 << 20)   // M_MMAP_THRESHOLD
     _ = mallopt(-1, 32 << 20)  // M_TRIM_THRESHOLD
 }
-let options = parse(Array(CommandLine.arguments.dropFirst()))
 guard options.protocolVersion == "HTTP/1.1" || options.protocolVersion == "HTTP/1.0" else {
     fail("argument -p/--protocol: expected HTTP/1.0 or HTTP/1.1, not '\(options.protocolVersion)'")
 }
@@ -52,14 +51,7 @@ guard fstatat(AT_FDCWD, directory, &info, 0) == 0, info.st_mode & S_IFMT == S_IF
     fail("argument -d/--directory: '\(options.directory)' is not a directory")
 }
 
-let http10 = options.protocolVersion == "HTTP/1.0"
-if let limit = options.maxUploadSize { maxUploadSize.store(limit, ordering: .relaxed) }
-let handler: SimpleHTTPRequestHandler.Type = switch (options.upload, http10) {
-case (false, false): Handler11.self
-case (false, true): Handler10.self
-case (true, false): UploadHandler11.self
-case (true, true): UploadHandler10.self
-}
+let handler: SimpleHTTPRequestHandler.Type = options.upload ? UploadHandler.self : FileHandler.self
 let server: DirectoryHTTPServer
 do {
     server = try DirectoryHTTPServer((options.bind, options.port), handler, directory: directory)

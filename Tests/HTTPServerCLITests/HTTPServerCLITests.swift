@@ -146,6 +146,20 @@ func fetch(port: Int, _ request: String) throws -> String {
     return String(decoding: received, as: UTF8.self)
 }
 
+/// A fresh directory to serve: `hello.txt`, `notes.unknownext` and an empty `sub/`.
+func makeServedDirectory() throws -> String {
+    let directory = NSTemporaryDirectory() + "http-server-cli-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: directory + "/sub", withIntermediateDirectories: true)
+    try "from the CLI\n".write(toFile: directory + "/hello.txt", atomically: true, encoding: .utf8)
+    try "notes\n".write(toFile: directory + "/notes.unknownext", atomically: true, encoding: .utf8)
+    return directory
+}
+
+/// The port in the `Serving HTTP on … port N …` line.
+func servingPort(_ line: String) -> Int? {
+    line.firstMatch(of: #/ port (\d+) /#).flatMap { Int($0.1) }
+}
+
 @Suite("http-server command")
 struct HTTPServerCLITests {
     @Test func servesADirectoryPrintsTheServingLineAndExitsZeroOnSIGTERM() throws {
@@ -184,18 +198,59 @@ struct HTTPServerCLITests {
         #expect(child.exitStatus == 0)
     }
 
+    @Test func headersFromTheCommandLineGoOnEveryResponse() throws {
+        let directory = try makeServedDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let child = try ChildServer(["-H", "Access-Control-Allow-Origin", "*", "-H", "X-Extra", "one",
+                                     "--header", "X-Extra", "two", "-b", "127.0.0.1", "-d", directory, "0"])
+        let port = try #require(servingPort(child.firstLine()))
+        for (target, status) in [("/hello.txt", 200), ("/", 200), ("/sub", 301), ("/missing.txt", 404)] {
+            let response = try fetch(port: port, "GET \(target) HTTP/1.0\r\n\r\n")
+            let head = try #require(response.firstRange(of: "\r\n\r\n").map { response[..<$0.lowerBound] })
+            #expect(head.hasPrefix("HTTP/1.1 \(status) "), "\(target): \(head)")
+            #expect((head + "\r\n").contains("\r\nAccess-Control-Allow-Origin: *\r\nX-Extra: one\r\nX-Extra: two\r\n"),
+                    "\(target): \(head)")
+        }
+        kill(child.pid, SIGTERM)
+        #expect(child.waitForExit())
+    }
+
+    @Test func contentTypeSetsTheTypeOfUnknownExtensionsOnly() throws {
+        let directory = try makeServedDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let child = try ChildServer(["--content-type", "text/plain; charset=utf-8", "-b", "127.0.0.1",
+                                     "-d", directory, "0"])
+        let port = try #require(servingPort(child.firstLine()))
+        let unknown = try fetch(port: port, "GET /notes.unknownext HTTP/1.0\r\n\r\n")
+        #expect(unknown.contains("\r\nContent-type: text/plain; charset=utf-8\r\n"), "\(unknown)")
+        let known = try fetch(port: port, "GET /hello.txt HTTP/1.0\r\n\r\n")
+        #expect(known.contains("\r\nContent-type: text/plain\r\n"), "\(known)")
+        kill(child.pid, SIGTERM)
+        #expect(child.waitForExit())
+
+        let plain = try ChildServer(["-b", "127.0.0.1", "-d", directory, "0"])
+        let plainPort = try #require(servingPort(plain.firstLine()))
+        let octets = try fetch(port: plainPort, "GET /notes.unknownext HTTP/1.0\r\n\r\n")
+        #expect(octets.contains("\r\nContent-type: application/octet-stream\r\n"), "\(octets)")
+        kill(plain.pid, SIGTERM)
+        #expect(plain.waitForExit())
+    }
+
     @Test func helpDescribesTheFlagsAndTheLoopbackDefault() throws {
         let child = try ChildServer(["--help"])
         #expect(child.waitForExit())
         #expect(child.exitStatus == 0)
         let help = child.standardOutputRest
-        for flag in ["--bind", "--directory", "--protocol", "port", "default: 8000", "default: 127.0.0.1"] {
+        for flag in ["--bind", "--directory", "--protocol", "--header NAME VALUE", "--content-type TYPE",
+                     "port", "default: 8000", "default: 127.0.0.1"] {
             #expect(help.contains(flag), "\(flag)")
         }
     }
 
     @Test func badArgumentsExitWithStatus2() throws {
-        for arguments in [["--nope"], ["notaport"], ["-p", "HTTP/9"], ["-d", "/nonexistent/dir"], ["-b"]] {
+        for arguments in [["--nope"], ["notaport"], ["-p", "HTTP/9"], ["-d", "/nonexistent/dir"], ["-b"],
+                          ["-H", "X-Only-A-Name"], ["-H", "Bad Name", "v"], ["-H", "X-Split", "a\r\nInjected: 1"],
+                          ["--header=X-A", "b"], ["--content-type", ""], ["--content-type"]] {
             let child = try ChildServer(arguments)
             #expect(child.waitForExit())
             #expect(child.exitStatus == 2, "\(arguments)")
