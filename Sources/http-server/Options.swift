@@ -34,6 +34,8 @@ let usage = """
                             refuse uploads larger than this with 413 (default: no limit)
 
     Ctrl-C or SIGTERM stops the server gracefully.
+    Log lines are coloured when standard error is a terminal, as Python 3.15's are:
+    NO_COLOR=1 turns colour off, FORCE_COLOR=1 on (NO_COLOR wins).
 
     """
 

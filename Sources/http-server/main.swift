@@ -66,7 +66,13 @@ server.configuration.busyPollLimit = 0.0001
 shutDownOnSignals(server)
 let host = server.serverAddress.host
 let urlHost = host.contains(":") ? "[\(host)]" : host
-writeAll(to: STDOUT_FILENO, "Serving HTTP on \(host) port \(server.serverPort) (http://\(urlHost):\(server.serverPort)/) ...\n")
+let url = "http://\(urlHost):\(server.serverPort)/"
+if canColorize(STDOUT_FILENO) {
+    let (green, cyan, reset) = (LogColor.green, LogColor.cyan, LogColor.reset)
+    writeAll(to: STDOUT_FILENO, "\(green)Serving HTTP on \(host) port \(server.serverPort) (\(cyan)\(url)\(green)) ...\(reset)\n")
+} else {
+    writeAll(to: STDOUT_FILENO, "Serving HTTP on \(host) port \(server.serverPort) (\(url)) ...\n")
+}
 do {
     try server.serveForever()
 } catch {

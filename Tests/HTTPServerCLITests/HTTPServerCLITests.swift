@@ -29,8 +29,9 @@ final class ChildServer {
     private(set) var status: Int32?
 
     /// `errorLog`: a file for standard error instead of a pipe (a server that logs much
-    /// would fill the pipe and block).
-    init(_ arguments: [String], errorLog: String? = nil) throws {
+    /// would fill the pipe and block). `environment`: the child's whole environment, as
+    /// `NAME=value` strings (none by default).
+    init(_ arguments: [String], errorLog: String? = nil, environment: [String] = []) throws {
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
         guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw POSIXError(.EMFILE) }
@@ -47,9 +48,13 @@ final class ChildServer {
         // whose closing they watch for, and a copy in the child would keep them open.
         closeFrom(&actions, 3)
         let argv = ([binary.path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, binary.path, &actions, nil, argv, nil)
+        let spawned = posix_spawn(&pid, binary.path, &actions, nil, argv, envp)
         close(outPipe[1])
         close(errPipe[1])
         guard spawned == 0 else {
