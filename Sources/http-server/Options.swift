@@ -33,7 +33,8 @@ let usage = """
       --max-upload-size BYTES
                             refuse uploads larger than this with 413 (default: no limit)
 
-    Ctrl-C or SIGTERM stops the server gracefully.
+    Ctrl-C or SIGTERM stops the server: it stops accepting, and responses in flight get up
+    to 5 s to finish; a second Ctrl-C (or SIGTERM) stops it at once. It exits 0 either way.
     Log lines are coloured when standard error is a terminal, as Python 3.15's are:
     NO_COLOR=1 turns colour off, FORCE_COLOR=1 on (NO_COLOR wins).
 

@@ -3,26 +3,55 @@ import BaseHTTPServer
 import UVLoop
 import Glibc
 
-/// Shuts `server` down at SIGINT or SIGTERM. The signals arrive as loop events (libuv's
-/// signal watcher), so the shutdown runs on the loop thread like any handler code.
-func shutDownOnSignals(_ server: HTTPServer) {
+/// Stops `server` at SIGINT or SIGTERM, in two steps, and the process then exits 0, as
+/// Python's does. The first signal prints Python's `Keyboard interrupt received, exiting.`
+/// and shuts the server down: it stops accepting, idle connections close at once (an idle
+/// server is done), and responses in flight get up to `shutdownGracePeriod` to finish, which
+/// the server says when there are any. A second signal of either kind cuts those off. The
+/// signals arrive as loop events (libuv's signal watcher), so all this runs on the loop
+/// thread like any handler code.
+func stopOnSignals(_ server: HTTPServer) {
     // A parent may hand the signals down blocked (a blocked mask survives exec).
     var signals = sigset_t()
     sigemptyset(&signals)
     sigaddset(&signals, SIGINT)
     sigaddset(&signals, SIGTERM)
     pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+    var stopping = false
     for number in [SIGINT, SIGTERM] {
         do {
             _ = try SignalWatcher(loop: server.loop, signal: number) { received in
-                let name = received == SIGINT ? "interrupt" : "SIGTERM"
-                writeAll(to: STDERR_FILENO, "\n\(name) received, shutting down.\n")
+                guard !stopping else {
+                    server.closeAllConnections()  // serveForever() returns once they have closed
+                    return
+                }
+                stopping = true
+                let name = received == SIGINT ? "Keyboard interrupt" : "SIGTERM"
+                writeAll(to: STDOUT_FILENO, "\n\(name) received, exiting.\n")
                 server.shutdown()
+                announceWait(server)
             }
         } catch {
             writeAll(to: STDERR_FILENO, "http-server: cannot watch signal \(number): \(error)\n")
             exit(1)
         }
+    }
+}
+
+/// Says how many responses a shutdown waits for, if any, once the idle connections have gone:
+/// `shutdown()` closes them at once, and their close callbacks run at the end of this loop
+/// turn, so a timer due now fires after them. (When nothing is left the serve ends in that
+/// turn, and the timer finds no connection.)
+private func announceWait(_ server: HTTPServer) {
+    let check = LoopTimer(loop: server.loop)
+    check.start(after: 0) {
+        check.close()
+        let count = server.connectionCount
+        guard count > 0 else { return }
+        let grace = server.configuration.shutdownGracePeriod
+        let seconds = grace == grace.rounded(.down) && grace < 1e9 ? String(Int(grace)) : String(grace)
+        let responses = count == 1 ? "1 response" : "\(count) responses"
+        writeAll(to: STDOUT_FILENO, "Waiting up to \(seconds) s for \(responses) in flight; Ctrl-C again to stop now.\n")
     }
 }
 
@@ -63,7 +92,7 @@ do {
 // Serving files is this process's whole work: poll briefly between close requests rather
 // than sleep (the library's default is off; see `Configuration.busyPollLimit`).
 server.configuration.busyPollLimit = 0.0001
-shutDownOnSignals(server)
+stopOnSignals(server)
 let host = server.serverAddress.host
 let urlHost = host.contains(":") ? "[\(host)]" : host
 let url = "http://\(urlHost):\(server.serverPort)/"
