@@ -380,12 +380,18 @@ private var swiftVersion: String {
     #endif
 }
 
-/// Python's `DEFAULT_ERROR_MESSAGE`.
+/// Python 3.14's `DEFAULT_ERROR_MESSAGE`: 3.12's with the `<style>` that lets browsers show
+/// it in the reader's light or dark scheme (gh-123430).
 let defaultErrorMessageFormat = """
     <!DOCTYPE HTML>
     <html lang="en">
         <head>
             <meta charset="utf-8">
+            <style type="text/css">
+                :root {
+                    color-scheme: light dark;
+                }
+            </style>
             <title>Error response</title>
         </head>
         <body>

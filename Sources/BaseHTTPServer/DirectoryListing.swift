@@ -4,7 +4,10 @@
 /// (`os.path.islink`). A link to a directory therefore has both set.
 typealias DirectoryListingEntry = (name: String, isDirectory: Bool, isSymlink: Bool)
 
-/// Builds the HTML page Python 3.12's `SimpleHTTPRequestHandler.list_directory` sends, as UTF-8 bytes.
+/// Builds the HTML page Python 3.14's `SimpleHTTPRequestHandler.list_directory` sends, as UTF-8 bytes.
+///
+/// Python 3.14 (gh-123430) added the `<style>` that declares `color-scheme: light dark`, so
+/// browsers show the page in the reader's light or dark scheme; otherwise the page is 3.12's.
 ///
 /// Entries are sorted by lowercased name (code point order, ties broken by the original name so
 /// the page does not depend on the order the file system returned). A directory gets a trailing
@@ -31,6 +34,7 @@ func directoryListingHTML(displayPath: String, entries: [DirectoryListingEntry],
     line("<html lang=\"en\">")
     line("<head>")
     line("<meta charset=\"utf-8\">")
+    line("<style type=\"text/css\">\n:root {\ncolor-scheme: light dark;\n}\n</style>")
     line("<title>\(title)</title>\n</head>")
     line("<body>\n<h1>\(title)</h1>")
     line("<hr>\n<ul>")

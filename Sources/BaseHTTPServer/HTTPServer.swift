@@ -262,6 +262,17 @@ open class HTTPServer: @unchecked Sendable {
     /// The number of open connections. Safe to read from any thread (for monitoring).
     public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
 
+    /// Closes every open connection now, whatever it is doing: a response in flight is cut
+    /// off, and its client sees the connection end early. During a `shutdown()` this ends the
+    /// grace period at once, and `serveForever()` returns as soon as the connections have
+    /// closed; otherwise the server goes on accepting new ones. Called on the loop thread
+    /// (from a handler, a timer or a signal watcher); from another thread, hand it to
+    /// `loop.execute`.
+    public func closeAllConnections() {
+        loop.assertOnLoopThread("HTTPServer.closeAllConnections()")
+        for connection in connections { connection.abort() }
+    }
+
     private func beginShutdown() {
         guard !isShuttingDown else { return }
         isShuttingDown = true

@@ -5,8 +5,15 @@
 /// carry no `charset` parameter, as Python 3.12 sends them.
 /// - Returns: The MIME type, or `application/octet-stream` when the extension is unknown.
 func mimeType(forPath path: String) -> String {
-    guard let ext = fileExtension(of: path) else { return defaultMIMEType }
-    return MIMETypeTable.byExtension[ext.lowercased()] ?? defaultMIMEType
+    knownMIMEType(forPath: path) ?? defaultMIMEType
+}
+
+/// The MIME type the table gives the extension of `path` (as `mimeType(forPath:)` finds it),
+/// or nil when it has none: Python's `mimetypes.guess_file_type` before the handler's
+/// `default_content_type` steps in.
+func knownMIMEType(forPath path: String) -> String? {
+    guard let ext = fileExtension(of: path) else { return nil }
+    return MIMETypeTable.byExtension[ext.lowercased()]
 }
 
 /// The type sent for files whose extension is not in the table.

@@ -3,8 +3,9 @@ import Glibc
 /// Serves the files under a directory for `GET` and `HEAD`: Python's `SimpleHTTPRequestHandler`.
 ///
 /// Python 3.12's behaviour (index pages, directory listings, `/dir` → 301 `/dir/`,
-/// `Content-type` from the extension, `Last-Modified`, `If-Modified-Since` → 304), plus what
-/// Python lacks: a single `Range` → 206 (416 when unsatisfiable); a request path that would
+/// `Content-type` from the extension, `Last-Modified`, `If-Modified-Since` → 304), with the
+/// settings Python 3.15 added (`responseHeaders`, `defaultContentType`), plus what Python
+/// lacks: a single `Range` → 206 (416 when unsatisfiable); a request path that would
 /// leave the directory (`..`, `%2e%2e`, an encoded slash, NUL, a symbolic link pointing
 /// outside) → 404; files above `smallFileLimit` stream a chunk per loop turn, a chunk read only
 /// when the client has taken most of the last, so a big download never holds up other
@@ -40,6 +41,17 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
         [".gz": "application/gzip", ".Z": "application/octet-stream",
          ".bz2": "application/x-bzip2", ".xz": "application/x-xz"]
     }
+
+    /// The `Content-Type` of files whose extension neither `extensionsMap` nor the built-in
+    /// table knows (`default_content_type`, Python 3.15). Subclasses may override.
+    open class var defaultContentType: String { "application/octet-stream" }
+
+    /// Header fields added to every response, in order, just before its head ends
+    /// (`response_headers`, Python 3.15): files, listings, redirects, 304s and errors alike,
+    /// and interim `100 Continue` heads too, as Python adds them in `end_headers()`. Empty by
+    /// default. A name or value with CR, LF or NUL is refused and logged, as by `sendHeader`.
+    /// Subclasses may override.
+    open class var responseHeaders: [(String, String)] { [] }
 
     /// Files up to this size are read and sent at once; larger ones stream a chunk per loop
     /// turn under backpressure (see `FileStreamer`). Subclasses may override.
@@ -139,14 +151,22 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     }
 
     /// The `Content-Type` for a file (`guess_type`): `extensionsMap` by the exact extension,
-    /// then by the lowercased one, then the built-in table, else `application/octet-stream`.
+    /// then by the lowercased one, then the built-in table, else `defaultContentType`.
     /// Subclasses may override.
     open func guessType(_ path: String) -> String {
         if let ext = fileExtension(of: path) {
             let map = Self.extensionsMap
             if let type = map["." + ext] ?? map["." + ext.lowercased()] { return type }
         }
-        return mimeType(forPath: path)
+        return knownMIMEType(forPath: path) ?? Self.defaultContentType
+    }
+
+    /// Adds `responseHeaders`, then ends the headers (`end_headers`).
+    open override func endHeaders() {
+        for (name, value) in Self.responseHeaders {
+            sendHeader(name, value)
+        }
+        super.endHeaders()
     }
 
     /// Writes `body` after the head (`copyfile`): bytes at once, a small file read at once, a

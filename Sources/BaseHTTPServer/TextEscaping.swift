@@ -35,8 +35,9 @@ private func needsHTMLEscape(_ byte: UInt8, quote: Bool) -> Bool {
 ///
 /// Control characters U+0000–U+001F and U+007F–U+009F become `\xHH` (two lowercase hex digits)
 /// and a backslash becomes `\\`, so a request cannot forge log lines or send escape sequences to
-/// whoever reads the log. All other characters pass through unchanged.
-func logEscape(_ s: String) -> String {
+/// whoever reads the log. All other characters pass through unchanged. (For the package's
+/// executables too: `http-server` escapes what it colours itself.)
+package func logEscape(_ s: String) -> String {
     guard s.unicodeScalars.contains(where: needsLogEscape) else { return s }
     var out = String.UnicodeScalarView()
     for scalar in s.unicodeScalars {

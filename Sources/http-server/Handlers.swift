@@ -1,31 +1,50 @@
 import BaseHTTPServer
-import Synchronization
 
-/// `--max-upload-size`, or -1 for none. Set once before the server starts; a handler class
-/// can only read a setting through a class property, hence a global.
-let maxUploadSize = Atomic<Int>(-1)
+// Both handler classes take their settings from the command line (`options`) and colour
+// their log lines when standard error takes colour (`logsInColor`). The library's own
+// logging stays plain; colouring here, where the terminal is known, keeps it so.
 
-/// The handler for HTTP/1.1 responses (the library's default).
-final class Handler11: SimpleHTTPRequestHandler {}
+/// Serves the directory (GET and HEAD), with the command line's settings.
+final class FileHandler: SimpleHTTPRequestHandler {
+    override class var protocolVersion: String { options.protocolVersion }
+    override class var responseHeaders: [(String, String)] { options.responseHeaders }
+    override class var defaultContentType: String { options.defaultContentType }
 
-/// The handler for `-p HTTP/1.0`: every connection closes after its response.
-final class Handler10: SimpleHTTPRequestHandler {
-    override class var protocolVersion: String { "HTTP/1.0" }
-}
+    override func logRequest(code: Int? = nil, size: Int? = nil) {
+        guard logsInColor else { return super.logRequest(code: code, size: size) }
+        writeColoredLogLine(coloredRequestLog(code: code, size: size))
+    }
 
-/// `--upload`.
-final class UploadHandler11: UploadHTTPRequestHandler {
-    override class var maxBodySize: Int? {
-        let limit = maxUploadSize.load(ordering: .relaxed)
-        return limit >= 0 ? limit : nil
+    override func logError(_ message: String) {
+        guard logsInColor else { return super.logError(message) }
+        writeColoredLogLine(coloredErrorLog(message))
+    }
+
+    override func logMessage(_ message: String) {
+        guard logsInColor else { return super.logMessage(message) }
+        writeColoredLogLine(logEscape(message))
     }
 }
 
-/// `--upload -p HTTP/1.0`.
-final class UploadHandler10: UploadHTTPRequestHandler {
-    override class var protocolVersion: String { "HTTP/1.0" }
-    override class var maxBodySize: Int? {
-        let limit = maxUploadSize.load(ordering: .relaxed)
-        return limit >= 0 ? limit : nil
+/// `--upload`: also receives files, with the command line's settings.
+final class UploadHandler: UploadHTTPRequestHandler {
+    override class var protocolVersion: String { options.protocolVersion }
+    override class var responseHeaders: [(String, String)] { options.responseHeaders }
+    override class var defaultContentType: String { options.defaultContentType }
+    override class var maxBodySize: Int? { options.maxUploadSize }
+
+    override func logRequest(code: Int? = nil, size: Int? = nil) {
+        guard logsInColor else { return super.logRequest(code: code, size: size) }
+        writeColoredLogLine(coloredRequestLog(code: code, size: size))
+    }
+
+    override func logError(_ message: String) {
+        guard logsInColor else { return super.logError(message) }
+        writeColoredLogLine(coloredErrorLog(message))
+    }
+
+    override func logMessage(_ message: String) {
+        guard logsInColor else { return super.logMessage(message) }
+        writeColoredLogLine(logEscape(message))
     }
 }

@@ -3,125 +3,55 @@ import BaseHTTPServer
 import UVLoop
 import Glibc
 
-let usage = """
-    usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--upload]
-                       [--max-upload-size BYTES] [port]
-
-    Serves the files of a directory over HTTP (GET and HEAD), with directory listings.
-
-    positional arguments:
-      port                  the port to listen on (default: 8000; 0 picks a free one)
-
-    options:
-      -h, --help            print this help and exit
-      -b ADDRESS, --bind ADDRESS
-                            the address to listen on (default: 127.0.0.1, this machine
-                            only; use 0.0.0.0 or :: to serve every interface)
-      -d DIRECTORY, --directory DIRECTORY
-                            the directory to serve (default: the current directory)
-      -p VERSION, --protocol VERSION
-                            the HTTP version of responses: HTTP/1.1 (default, keep-alive)
-                            or HTTP/1.0
-      --upload              also receive files: PUT /dir/name stores a file (201, or 204
-                            when it replaced one); a multipart/form-data POST to a
-                            directory saves each file part without replacing any (the
-                            listing shows a form). Off by default: PUT and POST get 501
-      --max-upload-size BYTES
-                            refuse uploads larger than this with 413 (default: no limit)
-
-    Ctrl-C or SIGTERM stops the server gracefully.
-
-    """
-
-/// The command line, parsed.
-struct Options {
-    var port = 8000
-    var bind = "127.0.0.1"
-    var directory = "."
-    var protocolVersion = "HTTP/1.1"
-    var upload = false
-    var maxUploadSize: Int?
-}
-
-/// Prints `message` and the usage line to standard error and exits with status 2.
-func fail(_ message: String) -> Never {
-    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [--upload] [--max-upload-size BYTES] [port]\n")
-    writeAll(to: STDERR_FILENO, "http-server: error: \(message)\n")
-    exit(2)
-}
-
-func parse(_ arguments: [String]) -> Options {
-    var options = Options()
-    var sawPort = false
-    var index = 0
-    func value(for flag: String) -> String {
-        index += 1
-        guard index < arguments.count else { fail("argument \(flag): expected one argument") }
-        return arguments[index]
-    }
-    while index < arguments.count {
-        let argument = arguments[index]
-        var flag = argument
-        var inline: String?
-        if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
-            flag = String(argument[..<equals])
-            inline = String(argument[argument.index(after: equals)...])
-        }
-        switch flag {
-        case "-h", "--help":
-            writeAll(to: STDOUT_FILENO, usage)
-            exit(0)
-        case "-b", "--bind":
-            options.bind = inline ?? value(for: flag)
-        case "-d", "--directory":
-            options.directory = inline ?? value(for: flag)
-        case "-p", "--protocol":
-            options.protocolVersion = inline ?? value(for: flag)
-        case "--upload":
-            options.upload = true
-        case "--max-upload-size":
-            let text = inline ?? value(for: flag)
-            guard let bytes = Int(text), bytes >= 0 else {
-                fail("argument --max-upload-size: invalid size: '\(text)' (a number of bytes)")
-            }
-            options.maxUploadSize = bytes
-        default:
-            guard !argument.hasPrefix("-") || argument == "-" else {
-                fail("unrecognized argument: \(argument)")
-            }
-            guard !sawPort else { fail("unrecognized argument: \(argument)") }
-            guard let port = Int(argument), (0...65535).contains(port) else {
-                fail("argument port: invalid port: '\(argument)'")
-            }
-            options.port = port
-            sawPort = true
-        }
-        index += 1
-    }
-    return options
-}
-
-
-/// Shuts `server` down at SIGINT or SIGTERM. The signals arrive as loop events (libuv's
-/// signal watcher), so the shutdown runs on the loop thread like any handler code.
-func shutDownOnSignals(_ server: HTTPServer) {
+/// Stops `server` at SIGINT or SIGTERM, in two steps, and the process then exits 0, as
+/// Python's does. The first signal prints Python's `Keyboard interrupt received, exiting.`
+/// and shuts the server down: it stops accepting, idle connections close at once (an idle
+/// server is done), and responses in flight get up to `shutdownGracePeriod` to finish, which
+/// the server says when there are any. A second signal of either kind cuts those off. The
+/// signals arrive as loop events (libuv's signal watcher), so all this runs on the loop
+/// thread like any handler code.
+func stopOnSignals(_ server: HTTPServer) {
     // A parent may hand the signals down blocked (a blocked mask survives exec).
     var signals = sigset_t()
     sigemptyset(&signals)
     sigaddset(&signals, SIGINT)
     sigaddset(&signals, SIGTERM)
     pthread_sigmask(SIG_UNBLOCK, &signals, nil)
+    var stopping = false
     for number in [SIGINT, SIGTERM] {
         do {
             _ = try SignalWatcher(loop: server.loop, signal: number) { received in
-                let name = received == SIGINT ? "interrupt" : "SIGTERM"
-                writeAll(to: STDERR_FILENO, "\n\(name) received, shutting down.\n")
+                guard !stopping else {
+                    server.closeAllConnections()  // serveForever() returns once they have closed
+                    return
+                }
+                stopping = true
+                let name = received == SIGINT ? "Keyboard interrupt" : "SIGTERM"
+                writeAll(to: STDOUT_FILENO, "\n\(name) received, exiting.\n")
                 server.shutdown()
+                announceWait(server)
             }
         } catch {
             writeAll(to: STDERR_FILENO, "http-server: cannot watch signal \(number): \(error)\n")
             exit(1)
         }
+    }
+}
+
+/// Says how many responses a shutdown waits for, if any, once the idle connections have gone:
+/// `shutdown()` closes them at once, and their close callbacks run at the end of this loop
+/// turn, so a timer due now fires after them. (When nothing is left the serve ends in that
+/// turn, and the timer finds no connection.)
+private func announceWait(_ server: HTTPServer) {
+    let check = LoopTimer(loop: server.loop)
+    check.start(after: 0) {
+        check.close()
+        let count = server.connectionCount
+        guard count > 0 else { return }
+        let grace = server.configuration.shutdownGracePeriod
+        let seconds = grace == grace.rounded(.down) && grace < 1e9 ? String(Int(grace)) : String(grace)
+        let responses = count == 1 ? "1 response" : "\(count) responses"
+        writeAll(to: STDOUT_FILENO, "Waiting up to \(seconds) s for \(responses) in flight; Ctrl-C again to stop now.\n")
     }
 }
 
@@ -137,7 +67,6 @@ if let symbol = dlsym(nil, "mallopt") {
     _ = mallopt(-3, 8 << 20)   // M_MMAP_THRESHOLD
     _ = mallopt(-1, 32 << 20)  // M_TRIM_THRESHOLD
 }
-let options = parse(Array(CommandLine.arguments.dropFirst()))
 guard options.protocolVersion == "HTTP/1.1" || options.protocolVersion == "HTTP/1.0" else {
     fail("argument -p/--protocol: expected HTTP/1.0 or HTTP/1.1, not '\(options.protocolVersion)'")
 }
@@ -151,14 +80,7 @@ guard fstatat(AT_FDCWD, directory, &info, 0) == 0, info.st_mode & S_IFMT == S_IF
     fail("argument -d/--directory: '\(options.directory)' is not a directory")
 }
 
-let http10 = options.protocolVersion == "HTTP/1.0"
-if let limit = options.maxUploadSize { maxUploadSize.store(limit, ordering: .relaxed) }
-let handler: SimpleHTTPRequestHandler.Type = switch (options.upload, http10) {
-case (false, false): Handler11.self
-case (false, true): Handler10.self
-case (true, false): UploadHandler11.self
-case (true, true): UploadHandler10.self
-}
+let handler: SimpleHTTPRequestHandler.Type = options.upload ? UploadHandler.self : FileHandler.self
 let server: DirectoryHTTPServer
 do {
     server = try DirectoryHTTPServer((options.bind, options.port), handler, directory: directory)
@@ -170,10 +92,16 @@ do {
 // Serving files is this process's whole work: poll briefly between close requests rather
 // than sleep (the library's default is off; see `Configuration.busyPollLimit`).
 server.configuration.busyPollLimit = 0.0001
-shutDownOnSignals(server)
+stopOnSignals(server)
 let host = server.serverAddress.host
 let urlHost = host.contains(":") ? "[\(host)]" : host
-writeAll(to: STDOUT_FILENO, "Serving HTTP on \(host) port \(server.serverPort) (http://\(urlHost):\(server.serverPort)/) ...\n")
+let url = "http://\(urlHost):\(server.serverPort)/"
+if canColorize(STDOUT_FILENO) {
+    let (green, cyan, reset) = (LogColor.green, LogColor.cyan, LogColor.reset)
+    writeAll(to: STDOUT_FILENO, "\(green)Serving HTTP on \(host) port \(server.serverPort) (\(cyan)\(url)\(green)) ...\(reset)\n")
+} else {
+    writeAll(to: STDOUT_FILENO, "Serving HTTP on \(host) port \(server.serverPort) (\(url)) ...\n")
+}
 do {
     try server.serveForever()
 } catch {

@@ -190,6 +190,44 @@ struct ServerLifecycleTests {
         while !stopper.isFinished { usleep(10_000) }
     }
 
+    @Test func closeAllConnectionsEndsTheGracePeriodAtOnce() throws {
+        InFlightHandler.pending = []
+        let running = try RunningServer(InFlightHandler.self) { $0.shutdownGracePeriod = 60 }
+        let busy = try running.client()
+        try busy.send("GET /hold HTTP/1.1\r\nHost: a\r\n\r\n")
+        usleep(50_000)
+        let started = Date()
+        let stopper = Thread { running.stop() }
+        stopper.start()
+        usleep(100_000)
+        #expect(running.server.connectionCount == 1)  // held by its response in flight
+        let server = running.server
+        server.loop.execute { server.closeAllConnections() }
+        #expect(busy.isClosedByServer())  // cut off: the held response never left
+        while !stopper.isFinished { usleep(10_000) }
+        #expect(Date().timeIntervalSince(started) < 10)
+        #expect(server.connectionCount == 0)
+    }
+
+    @Test func closeAllConnectionsWhileServingDropsTheClientsAndServesNewOnes() throws {
+        let running = try RunningServer(InFlightHandler.self)
+        defer { running.stop() }
+        let idle = try running.client()
+        try idle.send("GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try idle.readResponse()?.bodyText == "quick")
+        let server = running.server
+        let done = DispatchSemaphore(value: 0)
+        server.loop.execute {
+            server.closeAllConnections()
+            done.signal()
+        }
+        done.wait()
+        #expect(idle.isClosedByServer())
+        let fresh = try running.client()
+        try fresh.send("GET /quick HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try fresh.readResponse()?.bodyText == "quick")
+    }
+
     @Test func severalServersEachOnItsOwnThread() throws {
         let servers = try (0..<4).map { _ in try RunningServer(IdentityHandler.self) }
         for running in servers {

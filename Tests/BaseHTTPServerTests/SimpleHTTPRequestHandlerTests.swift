@@ -31,6 +31,8 @@ final class FileFixture: Sendable {
         file("root/dir/a.txt", Array("a".utf8))
         file("root/site/index.html", Array("<h1>index</h1>".utf8))
         file("root/data.bin", data)
+        file("root/notes.unknownext", Array("notes".utf8))
+        file("root/README", Array("readme".utf8))
         file("root/medium.bin", medium)
         file("outside/secret.txt", Array(secret.utf8))
         symlink(base + "/outside", root + "/escape")

@@ -41,11 +41,17 @@ import Testing
         }
     }
 
+    /// Python 3.14's `DEFAULT_ERROR_MESSAGE`, as its source has it.
     static let pythonDefaultErrorPage = """
         <!DOCTYPE HTML>
         <html lang="en">
             <head>
                 <meta charset="utf-8">
+                <style type="text/css">
+                    :root {
+                        color-scheme: light dark;
+                    }
+                </style>
                 <title>Error response</title>
             </head>
             <body>
@@ -57,6 +63,11 @@ import Testing
         </html>
 
         """
+
+    @Test func theDefaultErrorPageIsPython314sByteForByte() {
+        #expect(defaultErrorMessageFormat == Self.pythonDefaultErrorPage)
+        #expect(BaseHTTPRequestHandler.errorMessageFormat == Self.pythonDefaultErrorPage)
+    }
 
     @Test func percentFormatFillsPythonsDefaultErrorPage() {
         let page = percentFormat(

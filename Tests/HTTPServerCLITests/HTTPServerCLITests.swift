@@ -29,8 +29,9 @@ final class ChildServer {
     private(set) var status: Int32?
 
     /// `errorLog`: a file for standard error instead of a pipe (a server that logs much
-    /// would fill the pipe and block).
-    init(_ arguments: [String], errorLog: String? = nil) throws {
+    /// would fill the pipe and block). `environment`: the child's whole environment, as
+    /// `NAME=value` strings (none by default).
+    init(_ arguments: [String], errorLog: String? = nil, environment: [String] = []) throws {
         var outPipe: [Int32] = [0, 0]
         var errPipe: [Int32] = [0, 0]
         guard pipe(&outPipe) == 0, pipe(&errPipe) == 0 else { throw POSIXError(.EMFILE) }
@@ -47,9 +48,13 @@ final class ChildServer {
         // whose closing they watch for, and a copy in the child would keep them open.
         closeFrom(&actions, 3)
         let argv = ([binary.path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
+        let envp = environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, binary.path, &actions, nil, argv, nil)
+        let spawned = posix_spawn(&pid, binary.path, &actions, nil, argv, envp)
         close(outPipe[1])
         close(errPipe[1])
         guard spawned == 0 else {
@@ -78,6 +83,22 @@ final class ChildServer {
         var byte: UInt8 = 0
         while read(output, &byte, 1) == 1, byte != 10 { bytes.append(byte) }
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Reads the next line of standard output (without its newline); nil when none comes
+    /// within `seconds` or the output ends first.
+    func nextLine(seconds: Double = 10) -> String? {
+        let deadline = Date().addingTimeInterval(seconds)
+        var bytes: [UInt8] = []
+        var poller = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+        while true {
+            let left = Int32(max(deadline.timeIntervalSinceNow * 1000, 0))
+            guard poll(&poller, 1, left) == 1 else { return nil }
+            var byte: UInt8 = 0
+            guard read(output, &byte, 1) == 1 else { return nil }
+            if byte == 10 { return String(decoding: bytes, as: UTF8.self) }
+            bytes.append(byte)
+        }
     }
 
     /// Waits for the process to exit (at most `seconds`), killing it if it does not.
@@ -146,6 +167,20 @@ func fetch(port: Int, _ request: String) throws -> String {
     return String(decoding: received, as: UTF8.self)
 }
 
+/// A fresh directory to serve: `hello.txt`, `notes.unknownext` and an empty `sub/`.
+func makeServedDirectory() throws -> String {
+    let directory = NSTemporaryDirectory() + "http-server-cli-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+    try FileManager.default.createDirectory(atPath: directory + "/sub", withIntermediateDirectories: true)
+    try "from the CLI\n".write(toFile: directory + "/hello.txt", atomically: true, encoding: .utf8)
+    try "notes\n".write(toFile: directory + "/notes.unknownext", atomically: true, encoding: .utf8)
+    return directory
+}
+
+/// The port in the `Serving HTTP on … port N …` line.
+func servingPort(_ line: String) -> Int? {
+    line.firstMatch(of: #/ port (\d+) /#).flatMap { Int($0.1) }
+}
+
 @Suite("http-server command")
 struct HTTPServerCLITests {
     @Test func servesADirectoryPrintsTheServingLineAndExitsZeroOnSIGTERM() throws {
@@ -175,13 +210,42 @@ struct HTTPServerCLITests {
         #expect(log.contains("\"GET /hello.txt HTTP/1.0\" 200 -"), "\(log)")
     }
 
-    @Test func sigintAlsoShutsDownGracefully() throws {
-        let child = try ChildServer(["-b", "127.0.0.1", "-d", NSTemporaryDirectory(), "0"])
-        let line = child.firstLine()
-        kill(child.pid, SIGINT)
+    @Test func headersFromTheCommandLineGoOnEveryResponse() throws {
+        let directory = try makeServedDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let child = try ChildServer(["-H", "Access-Control-Allow-Origin", "*", "-H", "X-Extra", "one",
+                                     "--header", "X-Extra", "two", "-b", "127.0.0.1", "-d", directory, "0"])
+        let port = try #require(servingPort(child.firstLine()))
+        for (target, status) in [("/hello.txt", 200), ("/", 200), ("/sub", 301), ("/missing.txt", 404)] {
+            let response = try fetch(port: port, "GET \(target) HTTP/1.0\r\n\r\n")
+            let head = try #require(response.firstRange(of: "\r\n\r\n").map { response[..<$0.lowerBound] })
+            #expect(head.hasPrefix("HTTP/1.1 \(status) "), "\(target): \(head)")
+            #expect((head + "\r\n").contains("\r\nAccess-Control-Allow-Origin: *\r\nX-Extra: one\r\nX-Extra: two\r\n"),
+                    "\(target): \(head)")
+        }
+        kill(child.pid, SIGTERM)
         #expect(child.waitForExit())
-        #expect(child.exitedNormally, "first line \(line.debugDescription), status \(String(describing: child.status)), stderr \(child.standardError.debugDescription)")
-        #expect(child.exitStatus == 0)
+    }
+
+    @Test func contentTypeSetsTheTypeOfUnknownExtensionsOnly() throws {
+        let directory = try makeServedDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let child = try ChildServer(["--content-type", "text/plain; charset=utf-8", "-b", "127.0.0.1",
+                                     "-d", directory, "0"])
+        let port = try #require(servingPort(child.firstLine()))
+        let unknown = try fetch(port: port, "GET /notes.unknownext HTTP/1.0\r\n\r\n")
+        #expect(unknown.contains("\r\nContent-type: text/plain; charset=utf-8\r\n"), "\(unknown)")
+        let known = try fetch(port: port, "GET /hello.txt HTTP/1.0\r\n\r\n")
+        #expect(known.contains("\r\nContent-type: text/plain\r\n"), "\(known)")
+        kill(child.pid, SIGTERM)
+        #expect(child.waitForExit())
+
+        let plain = try ChildServer(["-b", "127.0.0.1", "-d", directory, "0"])
+        let plainPort = try #require(servingPort(plain.firstLine()))
+        let octets = try fetch(port: plainPort, "GET /notes.unknownext HTTP/1.0\r\n\r\n")
+        #expect(octets.contains("\r\nContent-type: application/octet-stream\r\n"), "\(octets)")
+        kill(plain.pid, SIGTERM)
+        #expect(plain.waitForExit())
     }
 
     @Test func helpDescribesTheFlagsAndTheLoopbackDefault() throws {
@@ -189,13 +253,16 @@ struct HTTPServerCLITests {
         #expect(child.waitForExit())
         #expect(child.exitStatus == 0)
         let help = child.standardOutputRest
-        for flag in ["--bind", "--directory", "--protocol", "port", "default: 8000", "default: 127.0.0.1"] {
+        for flag in ["--bind", "--directory", "--protocol", "--header NAME VALUE", "--content-type TYPE",
+                     "port", "default: 8000", "default: 127.0.0.1"] {
             #expect(help.contains(flag), "\(flag)")
         }
     }
 
     @Test func badArgumentsExitWithStatus2() throws {
-        for arguments in [["--nope"], ["notaport"], ["-p", "HTTP/9"], ["-d", "/nonexistent/dir"], ["-b"]] {
+        for arguments in [["--nope"], ["notaport"], ["-p", "HTTP/9"], ["-d", "/nonexistent/dir"], ["-b"],
+                          ["-H", "X-Only-A-Name"], ["-H", "Bad Name", "v"], ["-H", "X-Split", "a\r\nInjected: 1"],
+                          ["--header=X-A", "b"], ["--content-type", ""], ["--content-type"]] {
             let child = try ChildServer(arguments)
             #expect(child.waitForExit())
             #expect(child.exitStatus == 2, "\(arguments)")
