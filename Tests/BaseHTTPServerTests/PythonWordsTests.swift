@@ -78,6 +78,13 @@ private func rawResponse(_ port: Int, _ request: String) throws -> [UInt8] {
     return try client.readToEOF()
 }
 
+/// `page` without its `<style>` element and the line it stands on (Python 3.14's addition).
+private func withoutStyle(_ page: [UInt8]) -> [UInt8] {
+    let text = String(decoding: page, as: UTF8.self)
+    guard let start = text.range(of: "        <style"), let end = text.range(of: "</style>\n") else { return page }
+    return Array((text[..<start.lowerBound] + text[end.upperBound...]).utf8)
+}
+
 /// The `Message: …` line of an error page.
 private func messageLine(_ bytes: [UInt8]) -> String? {
     String(decoding: bytes, as: UTF8.self).split(separator: "\n")
@@ -139,7 +146,8 @@ struct PythonWordsTests {
         let ours = try rawResponse(running.port, "GET /\r\n\r\n")
         #expect(String(decoding: python, as: UTF8.self).hasPrefix("<!DOCTYPE HTML>"))
         #expect(messageLine(python) == "<p>Message: Unsupported method ('GET').</p>")
-        #expect(ours == python)
+        // Ours is Python 3.14's page, which adds the dark-mode style to 3.11's.
+        #expect(withoutStyle(ours) == python)
     }
 
     @Test func limitsAnswerWithRFC9110Phrases() throws {
