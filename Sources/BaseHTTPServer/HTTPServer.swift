@@ -282,7 +282,7 @@ open class HTTPServer: @unchecked Sendable {
         }
         let grace = LoopTimer(loop: loop)
         grace.start(after: UInt64(max(configuration.shutdownGracePeriod, 0) * 1000)) { [unowned self] in
-            for connection in connections { connection.abort() }
+            closeAllConnections()
         }
         graceTimer = grace
         if connections.isEmpty { loop.stop() }
