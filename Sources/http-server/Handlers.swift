@@ -1,37 +1,26 @@
 import BaseHTTPServer
 
-// Both handler classes take their settings from the command line (`options`) and colour
-// their log lines when standard error takes colour (`logsInColor`). The library's own
+// The handler class takes its settings from the command line (`options`) and colours
+// its log lines when standard error takes colour (`logsInColor`). The library's own
 // logging stays plain; colouring here, where the terminal is known, keeps it so.
 
-/// Serves the directory (GET and HEAD), with the command line's settings.
-final class FileHandler: SimpleHTTPRequestHandler {
+/// Serves the directory (GET and HEAD) and, with `--upload`, receives files (PUT, and form
+/// POSTs); without it PUT and POST get Python's 501.
+final class FileHandler: UploadHTTPRequestHandler {
     override class var protocolVersion: String { options.protocolVersion }
     override class var responseHeaders: [(String, String)] { options.responseHeaders }
     override class var defaultContentType: String { options.defaultContentType }
+    override class var streamsRequestBodies: Bool { options.upload }
+    override class var showsUploadForm: Bool { options.upload }
+    override class var maxBodySize: Int? { options.upload ? options.maxUploadSize : nil }
 
-    override func logRequest(code: Int? = nil, size: Int? = nil) {
-        guard logsInColor else { return super.logRequest(code: code, size: size) }
-        writeColoredLogLine(coloredRequestLog(code: code, size: size))
+    override func doPUT() throws {
+        if options.upload { try super.doPUT() } else { try doMethod("PUT") }
     }
 
-    override func logError(_ message: String) {
-        guard logsInColor else { return super.logError(message) }
-        writeColoredLogLine(coloredErrorLog(message))
+    override func doPOST() throws {
+        if options.upload { try super.doPOST() } else { try doMethod("POST") }
     }
-
-    override func logMessage(_ message: String) {
-        guard logsInColor else { return super.logMessage(message) }
-        writeColoredLogLine(logEscape(message))
-    }
-}
-
-/// `--upload`: also receives files, with the command line's settings.
-final class UploadHandler: UploadHTTPRequestHandler {
-    override class var protocolVersion: String { options.protocolVersion }
-    override class var responseHeaders: [(String, String)] { options.responseHeaders }
-    override class var defaultContentType: String { options.defaultContentType }
-    override class var maxBodySize: Int? { options.maxUploadSize }
 
     override func logRequest(code: Int? = nil, size: Int? = nil) {
         guard logsInColor else { return super.logRequest(code: code, size: size) }

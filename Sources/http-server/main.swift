@@ -80,10 +80,9 @@ guard fstatat(AT_FDCWD, directory, &info, 0) == 0, info.st_mode & S_IFMT == S_IF
     fail("argument -d/--directory: '\(options.directory)' is not a directory")
 }
 
-let handler: SimpleHTTPRequestHandler.Type = options.upload ? UploadHandler.self : FileHandler.self
 let server: DirectoryHTTPServer
 do {
-    server = try DirectoryHTTPServer((options.bind, options.port), handler, directory: directory)
+    server = try DirectoryHTTPServer((options.bind, options.port), FileHandler.self, directory: directory)
 } catch {
     writeAll(to: STDERR_FILENO, "http-server: cannot listen on \(options.bind) port \(options.port): \(error)\n")
     exit(1)
