@@ -58,9 +58,9 @@ private func announceWait(_ server: HTTPServer) {
 signal(SIGPIPE, SIG_IGN)
 // Uploads pass through pieces of a few hundred KiB, each freed once on disk. By default glibc
 // maps such blocks fresh or gives the heap's top back after a few of them, and every new
-// page costs a fault: 330,000 faults and 1.8 s of CPU per GiB uploaded, against 900 and
-// 0.8 s with the memory kept for the next piece (Scripts/bench U1). The heap keeps up to
-// 32 MiB it does not use, which a file server can spare.
+// page costs a fault: 70,000 faults and 1.0-1.1 s of CPU per GiB uploaded, against under 300
+// and 0.6-0.7 s with the memory kept for the next piece (Scripts/bench U1, BENCHMARKS.md).
+// The heap keeps up to 32 MiB it does not use, which a file server can spare.
 // (`mallopt` is not in Swift's Glibc module: looked up by name, with <malloc.h>'s constants.)
 if let symbol = dlsym(nil, "mallopt") {
     let mallopt = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)
