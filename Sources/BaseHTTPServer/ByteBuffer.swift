@@ -2,7 +2,9 @@
 ///
 /// Output is assembled from many small appends per request (status line, header lines,
 /// body); `Array`'s copy-on-write checks and generic paths cost more than the copying itself.
-/// Being non-copyable, a buffer is never shared, so it needs none of that.
+/// Being non-copyable, a buffer is never shared, so it needs none of that. The raw memory
+/// buys 1,796 instructions and 3 retains per request: 6,217 and 20 against 8,013 and 23 with
+/// the same operations on an `[UInt8]` (Scripts/callgrind, S2's shape, at 4aa5a87).
 struct ByteBuffer: ~Copyable {
     private var base: UnsafeMutableRawPointer?
     private(set) var count = 0

@@ -271,7 +271,9 @@ func isSafeHeaderText(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     // Eight bytes at a time, the last word overlapping the one before it (a run of four to
     // seven bytes: two overlapping halves; a shorter one: padded with spaces). A word with no
     // byte below 14 and none from 0x80 up has none of the three and is ASCII; only a run with
-    // such a byte (a tab, say) is looked at byte by byte.
+    // such a byte (a tab, say) is looked at byte by byte. The unaligned word loads buy 315
+    // instructions per request: 6,217 against 6,532 with a loop over the bytes
+    // (Scripts/callgrind, S2's shape, at 4aa5a87).
     let raw = UnsafeRawBufferPointer(bytes)
     let count = raw.count
     if count < 8 {
