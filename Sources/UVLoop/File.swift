@@ -132,38 +132,22 @@ public final class File {
         FileRequest.checkStarted(request, status)
     }
 
-    /// Writes `bytes` at `offset` on the thread pool. Called on the loop thread.
+    /// Writes a copy of `bytes` at `offset` on the thread pool. Called on the loop thread.
     ///
-    /// The request holds its own copy of the bytes until it calls back. A regular file takes
-    /// them whole unless the disk fills (or a limit is reached): the count says how many went.
+    /// A regular file takes the bytes whole unless the disk fills (or a limit is reached):
+    /// the count says how many went.
     /// - Parameter completion: runs on the loop thread with the number of bytes written or the
     ///   error (`UV_ENOSPC`, `UV_EDQUOT`, `UV_EFBIG`, …).
     public func write(_ bytes: UnsafeRawBufferPointer, at offset: Int,
                       completion: @escaping (Result<Int, UVError>) -> Void) {
-        loop.assertOpen("File.write")
-        loop.assertOnLoopThread("File.write")
-        guard descriptor >= 0 else {
-            completion(.failure(UVError(code: Int32(UV_EBADF.rawValue))))
-            return
-        }
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(bytes.count, 1), alignment: 16)
-        if let source = bytes.baseAddress, !bytes.isEmpty {
-            buffer.baseAddress!.copyMemory(from: source, byteCount: bytes.count)
-        }
-        let request = FileRequest.start(readingFrom: self, owning: buffer) { request in
-            let result = request.pointee.result
-            completion(result < 0 ? .failure(UVError(code: Int32(result))) : .success(result))
-        }
-        var buf = cuv_buf(buffer.baseAddress, bytes.count)
-        let status = uv_fs_write(loop.raw, request, descriptor, &buf, 1, Int64(offset)) { request in
-            FileRequest.finish(request!)
-        }
-        FileRequest.checkStarted(request, status)
+        write(Array(bytes), at: offset, completion: completion)
     }
 
     /// Writes `bytes` at `offset` on the thread pool, without copying them: the request holds
     /// the array until it calls back. Called on the loop thread.
-    /// - Parameter completion: as for the other `write`.
+    /// - Parameter completion: runs on the loop thread with the number of bytes written (all
+    ///   of them, unless the disk fills or a limit is reached) or the error (`UV_ENOSPC`,
+    ///   `UV_EDQUOT`, `UV_EFBIG`, …).
     public func write(_ bytes: [UInt8], at offset: Int,
                       completion: @escaping (Result<Int, UVError>) -> Void) {
         loop.assertOpen("File.write")
