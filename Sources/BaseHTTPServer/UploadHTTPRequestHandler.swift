@@ -51,46 +51,27 @@ open class UploadHTTPRequestHandler: SimpleHTTPRequestHandler {
             return
         }
         let response = deferResponse()
-        func next() {
-            readBody { [self] part in
-                switch part {
-                case .data(let bytes):
-                    upload.write(bytes)
-                    upload.whenWritten { [self] failure in
-                        if let failure {
-                            refuse(failure, removing: [upload], response)
-                        } else {
-                            next()
-                        }
+        receiveBody(into: upload, response) { [self] in
+            upload.whenWritten { [self] failure in
+                if let failure {
+                    refuse(failure, removing: [upload], response)
+                    return
+                }
+                upload.close { [self] failure in
+                    if let failure {
+                        refuse(failure, removing: [upload], response)
+                    } else if let failure = upload.rename(to: name) {
+                        refuse(failure, removing: [upload], response)
+                    } else {
+                        sendResponse(replaces ? 204 : 201)
+                        if !replaces { sendHeader("Location", pathPart) }
+                        sendHeader("Content-Length", "0")
+                        endHeaders()
+                        response.finish()
                     }
-                case .end:
-                    upload.whenWritten { [self] failure in
-                        if let failure {
-                            refuse(failure, removing: [upload], response)
-                            return
-                        }
-                        upload.close { [self] failure in
-                            if let failure {
-                                refuse(failure, removing: [upload], response)
-                            } else if let failure = upload.rename(to: name) {
-                                refuse(failure, removing: [upload], response)
-                            } else {
-                                sendResponse(replaces ? 204 : 201)
-                                if !replaces { sendHeader("Location", pathPart) }
-                                sendHeader("Content-Length", "0")
-                                endHeaders()
-                                response.finish()
-                            }
-                        }
-                    }
-                case .failed(let error):
-                    logError("upload of \(pathPart.debugDescription) abandoned: \(error)")
-                    upload.discard()
-                    response.finish()
                 }
             }
         }
-        next()
     }
 
     // MARK: POST
@@ -113,44 +94,52 @@ open class UploadHTTPRequestHandler: SimpleHTTPRequestHandler {
         }
         let response = deferResponse()
         let form = MultipartUpload(boundary: boundary, directory: directory, loop: server.loop)
-        func next() {
-            readBody { [self] part in
-                switch part {
-                case .data(let bytes):
-                    form.feed(bytes)
-                    form.whenWritten { [self] failure in
-                        if let failure {
-                            refuse(failure, removing: form.uploads, response)
-                        } else {
-                            next()
-                        }
-                    }
-                case .end:
-                    form.finish { [self] result in
-                        switch result {
-                        case .failure(let failure):
-                            refuse(failure, removing: form.uploads, response)
-                        case .success(let names):
-                            let page = uploadResultHTML(directory: urlUnquote(pathPart), names: names)
-                            sendResponse(201)
-                            sendHeader("Content-Type", "text/html; charset=utf-8")
-                            sendHeader("Content-Length", String(page.count))
-                            endHeaders()
-                            wfile.write(page)
-                            response.finish()
-                        }
-                    }
-                case .failed(let error):
-                    logError("upload to \(pathPart.debugDescription) abandoned: \(error)")
-                    for upload in form.uploads { upload.discard() }
+        receiveBody(into: form, response) { [self] in
+            form.finish { [self] result in
+                switch result {
+                case .failure(let failure):
+                    refuse(failure, removing: form.uploads, response)
+                case .success(let names):
+                    let page = uploadResultHTML(directory: urlUnquote(pathPart), names: names)
+                    sendResponse(201)
+                    sendHeader("Content-Type", "text/html; charset=utf-8")
+                    sendHeader("Content-Length", String(page.count))
+                    endHeaders()
+                    wfile.write(page)
                     response.finish()
                 }
             }
         }
-        next()
     }
 
     // MARK: Helpers
+
+    /// Hands the body to `sink` a piece at a time, taking the next piece only once the last
+    /// is written (so the server's backpressure reaches the client), then calls `end`. A
+    /// failed write is answered (`refuse`); a body that stops short removes the temporary
+    /// files, its answer already given by the server.
+    private func receiveBody(into sink: some UploadSink, _ response: DeferredResponse,
+                             then end: @escaping () -> Void) {
+        readBody { [self] part in
+            switch part {
+            case .data(let bytes):
+                sink.take(bytes)
+                sink.whenWritten { [self] failure in
+                    if let failure {
+                        refuse(failure, removing: sink.uploads, response)
+                    } else {
+                        receiveBody(into: sink, response, then: end)
+                    }
+                }
+            case .end:
+                end()
+            case .failed(let error):
+                logError("upload of \(path.debugDescription) abandoned: \(error)")
+                for upload in sink.uploads { upload.discard() }
+                response.finish()
+            }
+        }
+    }
 
     /// Opens the directory at `path` (a translated path) for an upload, or answers why not:
     /// 409 when it does not exist or is not a directory, 403 when it lies outside the root.
@@ -199,9 +188,19 @@ struct UploadFailure: Error {
     }
 }
 
+/// Where `receiveBody` puts an upload's bytes: one file, or a form's files.
+protocol UploadSink: AnyObject {
+    /// Takes the next piece of the body (its writes start at once).
+    func take(_ bytes: [UInt8])
+    /// Calls `then` once every write so far has finished, with the first failure.
+    func whenWritten(_ then: @escaping (UploadFailure?) -> Void)
+    /// The temporary files so far, to remove when the upload fails.
+    var uploads: [TemporaryUpload] { get }
+}
+
 /// One file being received: a hidden temporary file in the target directory, written on the
 /// thread pool in order, renamed or linked into place at the end, removed on failure.
-final class TemporaryUpload {
+final class TemporaryUpload: UploadSink {
     private let directory: OpenFile
     private let file: File
     let temporaryName: String
@@ -224,6 +223,9 @@ final class TemporaryUpload {
         temporaryName = name
         file = File(adopting: descriptor, loop: loop)
     }
+
+    func take(_ bytes: [UInt8]) { write(bytes) }
+    var uploads: [TemporaryUpload] { [self] }
 
     /// Appends `bytes` (written on the thread pool from the array itself).
     func write(_ bytes: [UInt8]) {
@@ -318,7 +320,7 @@ final class TemporaryUpload {
 
 /// A `multipart/form-data` body being saved: each file part into its own `TemporaryUpload`,
 /// linked into place under its base name once the whole body has arrived.
-final class MultipartUpload {
+final class MultipartUpload: UploadSink {
     private var parser: MultipartParser
     private let directory: OpenFile
     private let loop: Loop
@@ -336,7 +338,7 @@ final class MultipartUpload {
     }
 
     /// Parses the next piece of the body, starting the writes of its file data.
-    func feed(_ bytes: [UInt8]) {
+    func take(_ bytes: [UInt8]) {
         guard failure == nil else { return }
         do {
             try bytes.withUnsafeBytes { buffer in

@@ -140,10 +140,13 @@ final class ChildServer {
     var standardOutputRest: String { readAll(output) }
 }
 
-/// Sends one HTTP/1.0 request over loopback and returns everything the server sends back.
-func fetch(port: Int, _ request: String) throws -> String {
+/// A socket connected to `port` on 127.0.0.1, with a 10 s receive timeout and, when given, a
+/// receive buffer of `receiveBuffer` bytes (set before connecting, so that it holds).
+func connectLoopback(port: Int, receiveBuffer: Int32? = nil) throws -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    defer { close(fd) }
+    if var size = receiveBuffer {
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    }
     var timeout = timeval(tv_sec: 10, tv_usec: 0)
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     var address = sockaddr_in()
@@ -155,7 +158,17 @@ func fetch(port: Int, _ request: String) throws -> String {
             connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
         }
     }
-    guard connected == 0 else { throw POSIXError(.ECONNREFUSED) }
+    guard connected == 0 else {
+        close(fd)
+        throw POSIXError(.ECONNREFUSED)
+    }
+    return fd
+}
+
+/// Sends one HTTP/1.0 request over loopback and returns everything the server sends back.
+func fetch(port: Int, _ request: String) throws -> String {
+    let fd = try connectLoopback(port: port)
+    defer { close(fd) }
     _ = Array(request.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
     var received: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
