@@ -102,10 +102,10 @@ final class RawClient: @unchecked Sendable {
                 }
             }
         }
-        guard status == 0 else {
-            Glibc.close(fd)
-            throw ClientError(description: "connect: \(errno)")
-        }
+        // A throwing initializer of a class runs deinit once every property is set: deinit
+        // closes the socket. Closing it here too would close whatever descriptor another
+        // thread opened with the same number meanwhile.
+        guard status == 0 else { throw ClientError(description: "connect: \(errno)") }
     }
 
     private var ownsDescriptor = true
