@@ -5,6 +5,13 @@
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <sys/syscall.h>
+#if __has_include(<linux/openat2.h>)
+#include <linux/openat2.h>
+#endif
 
 // Swift imports uv_tcp_t, uv_stream_t and uv_handle_t as unrelated structs; C's "first member"
 // up-casts are spelled here once instead of with unsafeBitCast at every call site.
@@ -27,6 +34,23 @@ static inline uv_buf_t cuv_buf(void *base, size_t len) {
     b.base = (char *)base;
     b.len = len;
     return b;
+}
+
+// openat2(2) with RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS: opens `path` under the directory
+// `root` only if resolving it (symbolic links included) never leaves `root`. glibc has no
+// wrapper and Swift cannot call the variadic syscall(2). Returns the descriptor, or -1 with
+// errno (ENOSYS where the kernel or headers lack it; EXDEV for a path that leaves `root`).
+static inline int cuv_open_beneath(int root, const char *path, int flags) {
+#if defined(SYS_openat2) && defined(RESOLVE_BENEATH)
+    struct open_how how = {0};
+    how.flags = (unsigned long long)flags;
+    how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
+    return (int)syscall(SYS_openat2, root, path, &how, sizeof how);
+#else
+    (void)root; (void)path; (void)flags;
+    errno = ENOSYS;
+    return -1;
+#endif
 }
 
 #endif

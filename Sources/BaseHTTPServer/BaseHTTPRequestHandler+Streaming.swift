@@ -72,4 +72,30 @@ extension BaseHTTPRequestHandler {
         flushBody()
         connection.waitForDrain(then, exchange)
     }
+
+    /// Sends up to `count` bytes of the open file `descriptor` from `offset` as body bytes,
+    /// straight from the page cache (`sendfile`), after what the response has buffered:
+    /// when the head declared the body's length and the transport can. Returns the bytes
+    /// sent now (0: the client is not keeping up, see `waitForEmptyOutput`), or nil when
+    /// they must be read and written instead (nothing was sent).
+    func sendFileBody(_ descriptor: Int32, offset: Int, count: Int) -> Int? {
+        guard let connection, let exchange, exchange.isResponding,
+              exchange.response.stage == .passthrough, !exchange.response.suppressBody,
+              let sent = connection.sendFile(descriptor, offset: offset, count: count, exchange)
+        else { return nil }
+        exchange.response.bodyCount += sent
+        return sent
+    }
+
+    /// Calls `then` once every queued byte has left (with true; false if the client has
+    /// gone first): what `sendFileBody` waits for, since a file's bytes go only behind an
+    /// empty queue.
+    func waitForEmptyOutput(_ then: @escaping (_ clientIsThere: Bool) -> Void) {
+        guard let connection, let exchange, exchange.isResponding else {
+            server.onNextTurn { then(false) }
+            return
+        }
+        flushBody()
+        connection.waitForDrain(then, exchange, emptied: true)
+    }
 }

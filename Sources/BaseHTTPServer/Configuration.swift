@@ -29,6 +29,14 @@ extension HTTPServer {
         /// kernel's backlog holds newcomers) and resumes when one closes.
         public var maxConnections = 100_000
 
+        /// How long a directory server may go on serving the file it opened for a name
+        /// before it looks the name up again, in seconds; 0 opens every file afresh. Size,
+        /// modification time and `ETag` are read from the open file on every request, so an
+        /// edit in place is seen at once; this bounds only how long a file replaced by
+        /// another (renamed over, or deleted and made again) is still served from the old one,
+        /// as nginx's `open_file_cache_valid`. See `SimpleHTTPRequestHandler`.
+        public var openFileCacheValidity: Double = 1
+
         /// Response bytes held to compute `Content-Length`; a longer body switches to chunked
         /// encoding (HTTP/1.1) or to closing the connection (HTTP/1.0).
         public var responseBufferSize = 64 * 1024

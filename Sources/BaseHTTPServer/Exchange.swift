@@ -76,6 +76,9 @@ final class Exchange {
     /// The handler's `waitForDrain(_:)`: told true once queued output has drained to half
     /// the high-water mark, false if the connection closes first.
     var drainWaiter: ((Bool) -> Void)?
+    /// The queued bytes at or below which `drainWaiter` is told (half the high-water mark,
+    /// or 0 for a file sent with `sendfile`, which needs an empty queue).
+    var drainTarget = 0
 
     // MARK: A streamed request body
 

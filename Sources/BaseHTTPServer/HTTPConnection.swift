@@ -113,7 +113,7 @@ final class HTTPConnection: TransportDelegate {
     func transportDidWrite(_ transport: any Transport) {
         let queued = transport.queuedBytes
         let mark = configuration.outputHighWaterMark
-        if let exchange, let waiter = exchange.drainWaiter, queued <= mark / 2 {
+        if let exchange, let waiter = exchange.drainWaiter, queued <= exchange.drainTarget {
             exchange.drainWaiter = nil
             waiter(true)
         }
@@ -367,15 +367,38 @@ final class HTTPConnection: TransportDelegate {
     // MARK: Output flow
 
     /// The handler's `waitForDrain(_:)` (its output is flushed already).
-    func waitForDrain(_ then: @escaping (Bool) -> Void, _ exchange: Exchange) {
+    func waitForDrain(_ then: @escaping (Bool) -> Void, _ exchange: Exchange, emptied: Bool = false) {
         if exchange.drainWaiter != nil {
             handler.logError("waitForDrain: a wait was still pending; the earlier one is dropped")
         }
-        if transport.queuedBytes <= configuration.outputHighWaterMark / 2 {
+        let target = emptied ? 0 : configuration.outputHighWaterMark / 2
+        if transport.queuedBytes <= target {
             exchange.drainWaiter = nil
             handler.server.onNextTurn { [transport] in then(transport.isOpen) }
         } else {
             exchange.drainWaiter = then
+            exchange.drainTarget = target
+        }
+    }
+
+    /// Sends what the response has buffered, then up to `count` bytes of the file
+    /// `descriptor` from `offset` straight from the page cache, when the transport can
+    /// (see `Transport.sendFile`): the bytes sent now, or nil (nothing was sent: read and
+    /// write them instead).
+    func sendFile(_ descriptor: Int32, offset: Int, count: Int, _ exchange: Exchange) -> Int? {
+        guard transport.isOpen else { return nil }
+        let result = transport.sendFile(prefix: exchange.output.bytes, descriptor, offset: offset,
+                                        count: count)
+        guard let result else { return nil }
+        exchange.output.removeAll(keepingAtMost: 1 << 16)
+        exchange.responseFlushed = true
+        switch result {
+        case .success(let sent):
+            return sent
+        case .failure(let error):
+            // The client is gone (or the file unreadable): what follows fails like a write.
+            transport(transport, didFail: error)
+            return 0
         }
     }
 

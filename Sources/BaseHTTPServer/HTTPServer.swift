@@ -47,6 +47,8 @@ open class HTTPServer: @unchecked Sendable {
     private var listener: TCPListener?
     /// The open connections; each is owned here until its transport has closed.
     private var connections: [HTTPConnection] = []
+    /// The files `SimpleHTTPRequestHandler`s keep open between requests.
+    let openFileCache = OpenFileCache()
     private(set) var isShuttingDown = false
     /// Whether `serverClose()` ran: the loop and the listening socket are gone.
     private var isClosed = false
@@ -133,6 +135,7 @@ open class HTTPServer: @unchecked Sendable {
         loop.busyPollLimit = pollLimit > 0 && pollLimit.isFinite ? UInt64(min(pollLimit, 1) * 1e9) : 0
         loop.run()
         runNextTurnWork()  // Whatever waited is told its connection has gone.
+        openFileCache.removeAll()  // No file stays open between serves.
         nextTurnTimer?.close()
         nextTurnTimer = nil
         sweepTimer?.close()
@@ -207,6 +210,7 @@ open class HTTPServer: @unchecked Sendable {
     private func closeResources() {
         guard !isClosed else { return }
         isClosed = true
+        openFileCache.removeAll()
         listener?.close()
         listener = nil
         sweepTimer = nil
@@ -336,6 +340,10 @@ open class HTTPServer: @unchecked Sendable {
     /// them at once: a test reaches a deadline this way instead of waiting for it. Connections
     /// stamp their events with the loop's own time, so afterwards every one of them looks
     /// that much older. On the loop thread.
+    /// The loop's time in milliseconds on the clock deadlines and the open-file cache use
+    /// (which tests move forward with `advanceDeadlineClock`).
+    var clockNow: UInt64 { loop.now &+ deadlineClockOffset }
+
     func advanceDeadlineClock(by milliseconds: UInt64) {
         deadlineClockOffset &+= milliseconds
         sweep()

@@ -2,21 +2,29 @@ import Glibc
 import UVLoop
 
 /// An open file a response body is read from (Python's file object in `Body`). It owns its
-/// descriptor and closes it once: on `close()`, or when the last reference goes.
+/// descriptor and closes it once: on `close()`, or when the last reference goes. A file the
+/// server's open-file cache holds (`isShared`) stays open for later requests: `close()` then
+/// only says that this use is over, and the descriptor closes when the cache and every
+/// response using it have let it go.
 public final class OpenFile {
     /// The descriptor, or -1 once closed.
     public private(set) var descriptor: Int32
+    /// Whether the open-file cache holds the file (see above).
+    public internal(set) var isShared = false
 
     /// Takes ownership of an open descriptor.
     public init(adopting descriptor: Int32) {
         self.descriptor = descriptor
     }
 
-    deinit { close() }
+    deinit {
+        if descriptor >= 0 { Glibc.close(descriptor) }
+    }
 
-    /// Closes the descriptor. Calling it twice is harmless.
+    /// Closes the descriptor, unless the open-file cache holds it. Calling it twice is
+    /// harmless.
     public func close() {
-        guard descriptor >= 0 else { return }
+        guard descriptor >= 0, !isShared else { return }
         Glibc.close(descriptor)
         descriptor = -1
     }
@@ -36,60 +44,111 @@ public final class OpenFile {
 @available(*, unavailable)
 extension OpenFile: Sendable {}
 
-/// Streams a range of an open file into one connection, a chunk at a time, under backpressure.
+/// Streams a range of an open file into one connection, under backpressure.
 ///
 /// File I/O in `SimpleHTTPRequestHandler` has one design: opens, `fstat`s and reads happen on
 /// the loop thread with plain system calls, as nginx and lighttpd do by default. A read that
-/// hits the page cache costs less than a hand-off to a thread pool (a futex wake-up each way);
-/// what keeps a large download from holding up other connections is that it goes one chunk
-/// per loop turn: the next chunk is read only when the connection's queued output is at or
-/// below half its high-water mark (`waitForDrain(_:)`, the handlers' own mechanism). So the
-/// server holds about one chunk plus half the high-water mark per download. If the client
-/// goes first, the stream stops; the file is closed in every case.
+/// hits the page cache costs less than a hand-off to a thread pool (a futex wake-up each way).
+///
+/// Where the transport can (plain TCP), the bytes go with `sendfile(2)`: from the page cache
+/// to the socket, never copied through user space, the response head in the same segment as
+/// the first bytes. Each loop turn sends while the socket takes bytes, up to `turnBudget`,
+/// so that a download over a fast link never holds up other connections. When the socket's
+/// buffer is full, one chunk is read and written the ordinary way: libuv queues it and says
+/// when it has left, which is when the socket can take more (libuv has no other way to watch
+/// a stream for writability); the next `sendfile` waits for that.
+///
+/// Elsewhere (TLS), a chunk is read and written per loop turn: the next chunk is read only
+/// when the connection's queued output is at or below half its high-water mark
+/// (`waitForDrain(_:)`, the handlers' own mechanism). So the server holds about one chunk
+/// plus half the high-water mark per download. If the client goes first, the stream stops;
+/// the file is released in every case.
 final class FileStreamer {
     private let handler: BaseHTTPRequestHandler
     private let file: OpenFile
     private let deferred: DeferredResponse
-    private var chunk: [UInt8]
+    private let chunkSize: Int
+    private var chunk: [UInt8] = []
     private var offset: Int
     private let end: Int
+    /// Whether to try `sendfile` (until the transport says it cannot).
+    private var zeroCopy = true
+    /// The most bytes `sendfile` sends for one connection per loop turn (nginx's
+    /// `sendfile_max_chunk` is 2 MiB too).
+    private let turnBudget = 2 << 20
+    /// A chunk read and written to learn when a full socket drains.
+    private let probeSize = 64 << 10
 
     init(handler: BaseHTTPRequestHandler, file: OpenFile, range: Range<Int>, chunkSize: Int) {
         self.handler = handler
         self.file = file
-        chunk = [UInt8](repeating: 0, count: min(max(chunkSize, 4096), max(range.count, 1)))
+        self.chunkSize = min(max(chunkSize, 4096), max(range.count, 1))
         offset = range.lowerBound
         end = range.upperBound
         deferred = handler.deferResponse()
     }
 
-    /// Sends the first chunk; each wait for the output to drain holds this streamer until
+    /// Sends the first bytes; each wait for the output to drain holds this streamer until
     /// the next.
     func start() {
         guard offset < end else {
             complete()
             return
         }
-        sendChunk()
+        sendMore()
     }
 
-    /// Reads and sends one chunk, then waits for the output to drain before the next.
-    private func sendChunk() {
-        let wanted = min(chunk.count, end - offset)
-        let read = chunk.withUnsafeMutableBytes { file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<wanted]), at: offset) }
-        guard let read, read > 0 else {
-            fail(read == nil ? "read failed: \(String(cString: strerror(errno)))" : "file ended early")
-            return
-        }
-        offset += read
-        chunk.withUnsafeBytes { handler.writeBody(UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
+    private func sendMore() {
+        if zeroCopy, sendFromPageCache() { return }
+        zeroCopy = false
+        guard sendChunk(size: chunkSize) else { return }
         if offset >= end {
             complete()
             return
         }
         handler.waitForDrain { [self] clientIsThere in
-            if clientIsThere { sendChunk() } else { file.close() }
+            if clientIsThere { sendMore() } else { release() }
         }
+    }
+
+    /// One turn's `sendfile`s. Returns false when the transport cannot (nothing was sent).
+    private func sendFromPageCache() -> Bool {
+        var budget = turnBudget
+        while offset < end && budget > 0 {
+            guard let sent = handler.sendFileBody(file.descriptor, offset: offset, count: min(end - offset, budget))
+            else { return false }
+            if sent == 0 {
+                // The socket is full, or earlier output is still queued: a chunk written the
+                // ordinary way is queued behind it, and its leaving says the socket drained.
+                guard sendChunk(size: probeSize) else { return true }
+                break
+            }
+            offset += sent
+            budget -= sent
+        }
+        if offset >= end {
+            complete()
+            return true
+        }
+        handler.waitForEmptyOutput { [self] clientIsThere in
+            if clientIsThere { sendMore() } else { release() }
+        }
+        return true
+    }
+
+    /// Reads up to `size` bytes at `offset` and writes them. Returns false after a failure
+    /// (the stream has ended).
+    private func sendChunk(size: Int) -> Bool {
+        if chunk.count < min(size, chunkSize) { chunk = [UInt8](repeating: 0, count: min(size, chunkSize)) }
+        let wanted = min(size, chunk.count, end - offset)
+        let read = chunk.withUnsafeMutableBytes { file.read(into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<wanted]), at: offset) }
+        guard let read, read > 0 else {
+            fail(read == nil ? "read failed: \(String(cString: strerror(errno)))" : "file ended early")
+            return false
+        }
+        offset += read
+        chunk.withUnsafeBytes { handler.writeBody(UnsafeRawBufferPointer(rebasing: $0[0..<read])) }
+        return true
     }
 
     /// The head has gone out already, so a failure can only cut the response short: the
@@ -101,8 +160,12 @@ final class FileStreamer {
     }
 
     private func complete() {
-        file.close()
+        release()
         deferred.finish()
+    }
+
+    private func release() {
+        file.close()
     }
 }
 

@@ -1,4 +1,5 @@
 import Glibc
+import UVLoop
 
 /// Serves the files under a directory for `GET` and `HEAD`: Python's `SimpleHTTPRequestHandler`.
 ///
@@ -71,7 +72,7 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
         (server as? DirectoryHTTPServer)?.directory ?? Self.directory
 
     /// `directory` with every symbolic link resolved: what every served path must lie under.
-    private lazy var resolvedRoot: String? = realPath(directory)
+    private lazy var resolvedRoot: [UInt8]? = resolvedPath(Array(directory.utf8))
 
     // MARK: Dispatch
 
@@ -91,37 +92,40 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     /// Sends the response's status line and headers (`send_head`), and returns the body for
     /// `doGET()` to write, or nil when the response is complete (an error, a redirect, 304).
     open func sendHead() -> Body? {
-        guard let path = translatePath(self.path), let real = resolveInsideRoot(path) else {
-            sendError(404, message: "File not found")
-            return nil
+        guard let target = fileSystemPath() else { return notFound() }
+        let cache = server.openFileCache
+        let now = server.clockNow
+        let validity = UInt64(max(server.configuration.openFileCacheValidity, 0) * 1000)
+        if validity > 0, let entry = cache.entry(for: target, now: now, validity: validity) {
+            return sendFileHead(entry.file, contentType: entry.contentType, cached: entry)
         }
-        guard let info = fileStatus(real) else {
-            sendError(404, message: "File not found")
-            return nil
-        }
-        var filePath = path
-        var fileReal = real
+        guard case .opened(var file) = openUnderRoot(target) else { return notFound() }
+        var info = stat()
+        guard fstat(file.descriptor, &info) == 0 else { return notFound() }
+        var contentPath = target
         if isDirectory(info) {
             let (pathPart, suffix) = splitQuery(self.path)
             if !pathPart.hasSuffix("/") {
                 redirect(to: pathPart + "/" + suffix)
                 return nil
             }
-            guard let index = indexPage(in: real) else { return listDirectory(real) }
-            // An index page that is a link out of the root is refused, not skipped.
-            guard let indexReal = resolveInsideRoot(real + "/" + index) else {
-                sendError(404, message: "File not found")
-                return nil
+            switch openIndexPage(in: target) {
+            case .opened(let index, let name):
+                file = index
+                contentPath = target + name
+            case .missing:
+                return listDirectory(String(decoding: target, as: UTF8.self))
+            case .refused:
+                // An index page that is a link out of the root is refused, not skipped.
+                return notFound()
             }
-            filePath = path + index
-            fileReal = indexReal
+        } else if target.last == UInt8(ascii: "/") {
+            return notFound()
         }
-        let contentType = guessType(filePath)
-        guard !filePath.hasSuffix("/") else {
-            sendError(404, message: "File not found")
-            return nil
-        }
-        return sendFileHead(fileReal, contentType: contentType)
+        let contentType = guessType(String(decoding: contentPath, as: UTF8.self))
+        guard validity > 0 else { return sendFileHead(file, contentType: contentType, cached: nil) }
+        let entry = cache.insert(file, contentType: contentType, for: target, now: now, validity: validity)
+        return sendFileHead(file, contentType: contentType, cached: entry)
     }
 
     /// Maps the request path onto a file-system path under `directory` (`translate_path`):
@@ -186,35 +190,140 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
 
     // MARK: Helpers
 
-    /// Sends the head for the regular file at `real` (200, 206, 304 or 416) and returns its
-    /// body, or answers 404 when it cannot be opened or is not a regular file.
-    private func sendFileHead(_ real: String, contentType: String) -> Body? {
-        // `real` has no links left; O_NOFOLLOW keeps its last component from becoming one meanwhile.
-        let descriptor = Glibc.open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW)
-        guard descriptor >= 0 else {
-            sendError(404, message: "File not found")
-            return nil
+    /// Answers 404 "File not found"; returns nil for `sendHead()` to return.
+    private func notFound() -> Body? {
+        sendError(404, message: "File not found")
+        return nil
+    }
+
+    /// The file-system path for the request: `translatePath(_:)`'s, or, for a path whose
+    /// escapes decode to bytes that are not UTF-8 (a name from an old archive,
+    /// `caf%E9.txt`), the same mapping byte for byte. nil: answer 404.
+    private func fileSystemPath() -> [UInt8]? {
+        if let path = translatePath(self.path) { return Array(path.utf8) }
+        guard self.path.hasPrefix("/"),
+              let bytes = translatePathBytes(self.path, root: directory),
+              String(validating: bytes, as: UTF8.self) == nil
+        else { return nil }
+        return bytes
+    }
+
+    private enum Opened {
+        case opened(OpenFile)
+        /// Nothing by that name (or a name that is not a directory used as one).
+        case missing
+        /// It exists but may not be served: it lies outside the root, or cannot be opened.
+        case refused
+    }
+
+    /// Opens `path` (a translated path) for reading, only if it lies under the root once
+    /// every symbolic link is followed: with one `openat2(RESOLVE_BENEATH)` relative to the
+    /// root where the kernel has it, else by resolving the path (`realpath`) and comparing.
+    /// `O_NONBLOCK`, so that a FIFO does not block the loop until `fstat` refuses it.
+    private func openUnderRoot(_ path: [UInt8]) -> Opened {
+        let flags = O_RDONLY | O_NOCTTY | O_NONBLOCK
+        var prefix = Array(rootDirectoryPrefix(directory))
+        prefix.append(UInt8(ascii: "/"))
+        if path.starts(with: prefix), let root = rootDescriptor() {
+            let relative = path[prefix.count...]
+            switch openConfined(relative.isEmpty ? [UInt8(ascii: ".")] : Array(relative),
+                                under: root.descriptor, flags: flags) {
+            case .opened(let descriptor):
+                return .opened(OpenFile(adopting: descriptor))
+            case .failed(let error):
+                return error == ENOENT || error == ENOTDIR ? .missing : .refused
+            case .needsCheck:
+                break  // Out of the root, or a kernel without openat2: decided below.
+            }
         }
-        let file = OpenFile(adopting: descriptor)
+        guard let real = resolvedPath(path) else { return .missing }
+        guard let root = resolvedRoot,
+              root == [UInt8(ascii: "/")] || real == root
+                || real.starts(with: root) && real[root.count] == UInt8(ascii: "/")
+        else { return .refused }
+        // `real` has no links left; O_NOFOLLOW keeps its last component from becoming one meanwhile.
+        let descriptor = Glibc.open(real.map { CChar(bitPattern: $0) } + [0], flags | O_CLOEXEC | O_NOFOLLOW)
+        guard descriptor >= 0 else { return errno == ENOENT ? .missing : .refused }
+        return .opened(OpenFile(adopting: descriptor))
+    }
+
+    /// The served directory, open, to resolve names under.
+    private func rootDescriptor() -> OpenFile? {
+        let validity = UInt64(max(server.configuration.openFileCacheValidity, 0) * 1000)
+        return server.openFileCache.root(directory, now: server.clockNow, validity: validity)
+    }
+
+    private enum IndexPage {
+        case opened(OpenFile, name: [UInt8])
+        case missing
+        case refused
+    }
+
+    /// Opens the first of `indexPages` that is there in the directory `path` (which ends
+    /// with `/`) and is not a directory (a directory named `index.html` does not hide the
+    /// listing).
+    private func openIndexPage(in path: [UInt8]) -> IndexPage {
+        for name in Self.indexPages {
+            let name = Array(name.utf8)
+            switch openUnderRoot(path + name) {
+            case .opened(let file):
+                var info = stat()
+                if fstat(file.descriptor, &info) == 0 && isDirectory(info) {
+                    file.close()
+                    continue
+                }
+                return .opened(file, name: name)
+            case .missing:
+                continue
+            case .refused:
+                return .refused
+            }
+        }
+        return .missing
+    }
+
+    /// Sends the head for the open `file` (200, 206, 304, 412 or 416) and returns its body,
+    /// or answers 404 when it is not a regular file. Size and times come from `fstat` now,
+    /// cached or not.
+    private func sendFileHead(_ file: OpenFile, contentType: String, cached: OpenFileCache.Entry?) -> Body? {
         var info = stat()
-        // Only regular files: a FIFO or a device would hold a thread-pool thread for ever.
-        guard fstat(descriptor, &info) == 0, info.st_mode & Glibc.S_IFMT == Glibc.S_IFREG else {
+        // Only regular files: a FIFO or a device would never end.
+        guard fstat(file.descriptor, &info) == 0, info.st_mode & Glibc.S_IFMT == Glibc.S_IFREG else {
             file.close()
-            sendError(404, message: "File not found")
-            return nil
+            return notFound()
         }
         let size = Int(info.st_size)
         let modified = Int(info.st_mtim.tv_sec)
-        let lastModified = dateTimeString(Double(modified))
-        if let since = headers["If-Modified-Since"], headers["If-None-Match"] == nil,
-           let sinceTime = HTTPDate.parse(since), modified <= sinceTime {
+        let lastModified: String
+        if let cached, let known = cached.lastModified, known.modifiedAt == modified {
+            lastModified = known.text
+        } else {
+            lastModified = dateTimeString(Double(modified))
+            cached?.lastModified = (modified, lastModified)
+        }
+        let etag = entityTag(info)
+        switch evaluatePreconditions(etag: etag, modified: modified) {
+        case .proceed:
+            break
+        case .notModified:
             file.close()
             sendResponse(304)
+            sendHeader("ETag", etag)
+            sendHeader("Last-Modified", lastModified)
+            endHeaders()
+            return nil
+        case .preconditionFailed:
+            file.close()
+            sendResponse(412)
+            sendHeader("ETag", etag)
+            sendHeader("Content-Length", "0")
             endHeaders()
             return nil
         }
         var rangeHeader = headers["Range"]
-        if let ifRange = headers["If-Range"], ifRange != lastModified { rangeHeader = nil }
+        if let ifRange = headers["If-Range"], !ifRangeMatches(ifRange, etag: etag, lastModified: lastModified) {
+            rangeHeader = nil
+        }
         var range = 0..<size
         switch ByteRangeRequest.parse(rangeHeader, fileSize: size) {
         case .none:
@@ -234,25 +343,48 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
         sendHeader("Content-type", contentType)
         sendHeader("Content-Length", String(range.count))
         sendHeader("Last-Modified", lastModified)
+        sendHeader("ETag", etag)
         sendHeader("Accept-Ranges", "bytes")
         endHeaders()
         return .file(file, range: range)
     }
 
-    /// Resolves every symbolic link in `path`; nil unless the result lies under the root.
-    func resolveInsideRoot(_ path: String) -> String? {
-        guard let root = resolvedRoot, let real = realPath(path) else { return nil }
-        if root == "/" || real == root { return real }
-        return real.utf8.starts(with: root.utf8) && real.utf8.dropFirst(root.utf8.count).first == UInt8(ascii: "/")
-            ? real : nil
+    private enum Precondition { case proceed, notModified, preconditionFailed }
+
+    /// RFC 9110 section 13.2.2's order: `If-Match`, else `If-Unmodified-Since` (412 when it
+    /// fails); then `If-None-Match` (304 on a match), else `If-Modified-Since`.
+    private func evaluatePreconditions(etag: String, modified: Int) -> Precondition {
+        if let ifMatch = headers["If-Match"] {
+            if !entityTagListMatches(ifMatch, etag, weak: false) { return .preconditionFailed }
+        } else if let since = headers["If-Unmodified-Since"], let sinceTime = HTTPDate.parse(since),
+                  modified > sinceTime {
+            return .preconditionFailed
+        }
+        if let ifNoneMatch = headers["If-None-Match"] {
+            return entityTagListMatches(ifNoneMatch, etag, weak: true) ? .notModified : .proceed
+        }
+        if let since = headers["If-Modified-Since"], let sinceTime = HTTPDate.parse(since),
+           modified <= sinceTime {
+            return .notModified
+        }
+        return .proceed
     }
 
-    /// The first of `indexPages` that is a file in the directory `real` (a directory named
-    /// `index.html` does not hide the listing).
-    private func indexPage(in real: String) -> String? {
-        Self.indexPages.first { name in
-            fileStatus(real + "/" + name).map { !isDirectory($0) } ?? false
+    /// `If-Range`: an entity tag must match strongly, a date exactly (RFC 9110 section 13.1.5).
+    private func ifRangeMatches(_ value: String, etag: String, lastModified: String) -> Bool {
+        let value = value.trimmingASCIIWhitespace()
+        if value.hasPrefix("\"") || value.hasPrefix("W/") {
+            return !value.hasPrefix("W/") && value == etag
         }
+        return value == lastModified
+    }
+
+    /// Resolves every symbolic link in `path`; nil unless the result lies under the root.
+    func resolveInsideRoot(_ path: String) -> String? {
+        guard let root = resolvedRoot, let real = resolvedPath(Array(path.utf8)) else { return nil }
+        let inside = root == [UInt8(ascii: "/")] || real == root
+            || real.starts(with: root) && real[root.count] == UInt8(ascii: "/")
+        return inside ? String(validating: real, as: UTF8.self) : nil
     }
 
     /// 301 to `location` with an empty body. `location` is the request's own path with a `/`

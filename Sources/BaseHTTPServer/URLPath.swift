@@ -73,41 +73,51 @@ func urlQuote(_ s: String, safe: String = "/") -> String {
 ///   - root: The directory being served, without or with a trailing `/`.
 /// - Returns: `root` joined with the cleaned segments, or `nil` if the path must be refused.
 func translatePath(_ requestPath: String, root: String) -> String? {
+    guard let bytes = translatePathBytes(requestPath, root: root) else { return nil }
+    return String(validating: bytes, as: UTF8.self)
+}
+
+/// `translatePath(_:root:)` byte for byte: the same mapping and refusals, except that the
+/// segments need not decode to UTF-8 (a name from an old archive, `caf%E9.txt`). The file
+/// system takes any bytes but `/` and NUL, and so does this.
+func translatePathBytes(_ requestPath: String, root: String) -> [UInt8]? {
     var raw = Substring(requestPath)
     if let end = raw.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
         raw = raw[..<end]
     }
     let hasTrailingSlash = raw.utf8.last == UInt8(ascii: "/")
 
-    var segments: [String] = []
+    var segments: [[UInt8]] = []
     for rawSegment in raw.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true) {
-        let decoded = percentDecode(rawSegment)
-        if decoded.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") || $0 == 0 }) {
+        let segment = percentDecode(rawSegment)
+        if segment.contains(where: { $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "\\") || $0 == 0 }) {
             return nil
         }
-        guard let segment = String(validating: decoded, as: UTF8.self) else { return nil }
-        switch segment {
-        case ".":
-            continue
-        case "..":
+        if segment.count == 1 && segment[0] == UInt8(ascii: ".") { continue }
+        if segment.count == 2 && segment[0] == UInt8(ascii: ".") && segment[1] == UInt8(ascii: ".") {
             guard segments.popLast() != nil else { return nil }
-        default:
-            segments.append(segment)
+            continue
         }
+        segments.append(segment)
     }
 
-    var path = root.isEmpty ? "." : root
-    while path.utf8.count > 1, path.hasSuffix("/") { path.removeLast() }
-    let base = path == "/" ? "" : path
-    path = base
+    var path = Array(rootDirectoryPrefix(root))
     for segment in segments {
-        path += "/"
+        path.append(UInt8(ascii: "/"))
         path += segment
     }
     if hasTrailingSlash || path.isEmpty {
-        path += "/"
+        path.append(UInt8(ascii: "/"))
     }
     return path
+}
+
+/// `root` as `translatePath` joins segments to it: without trailing slashes, `""` for `/`,
+/// `"."` for an empty root.
+func rootDirectoryPrefix(_ root: String) -> Substring.UTF8View {
+    var path = Substring(root.isEmpty ? "." : root)
+    while path.utf8.count > 1, path.utf8.last == UInt8(ascii: "/") { path.removeLast() }
+    return (path == "/" ? "" : path).utf8
 }
 
 /// Whether `byte` is one of the characters `quote` never escapes: ASCII letters, digits and `_.-~`.

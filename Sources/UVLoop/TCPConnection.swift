@@ -205,6 +205,53 @@ public final class TCPConnection: Transport, LoopResource {
         }
     }
 
+    /// Writes `prefix`, then sends up to `count` bytes of the file `descriptor` from `offset`
+    /// with `sendfile(2)` when nothing written before is still queued (so the order holds):
+    /// the bytes go from the page cache to the socket without a copy through user space.
+    /// `prefix` is sent with `MSG_MORE`, so a response head leaves in one segment with the
+    /// file's first bytes; what the kernel does not take of it is queued like a `write`.
+    /// Returns the file bytes the kernel took now: 0 when writes are queued or the socket's
+    /// buffer is full. The socket is non-blocking, so the call never waits; the file is read
+    /// in the calling thread, which for a file in the page cache is a copy inside the kernel.
+    public func sendFile(prefix: UnsafeRawBufferPointer, _ descriptor: Int32, offset: Int,
+                         count: Int) -> Result<Int, UVError>? {
+        guard state == .open else { return .failure(.brokenPipe) }
+        var socket: uv_os_fd_t = -1
+        guard queuedBytes == 0, uv_fileno(cuv_tcp_as_handle(handle), &socket) == 0 else {
+            if !prefix.isEmpty { write(prefix, completion: nil) }
+            return .success(0)
+        }
+        var taken = 0
+        let flags = Int32(count > 0 ? MSG_MORE | MSG_NOSIGNAL : MSG_NOSIGNAL)
+        while taken < prefix.count {
+            let sent = Glibc.send(socket, prefix.baseAddress! + taken, prefix.count - taken, flags)
+            if sent >= 0 {
+                taken += sent
+            } else if errno == EINTR {
+                continue
+            } else if errno == EAGAIN {
+                break
+            } else {
+                return .failure(UVError(code: -errno))
+            }
+        }
+        if taken < prefix.count {
+            write(UnsafeRawBufferPointer(rebasing: prefix[taken...]), completion: nil)
+            return .success(0)
+        }
+        guard count > 0 else { return .success(0) }
+        var position = off_t(offset)
+        while true {
+            let sent = Glibc.sendfile(socket, descriptor, &position, count)
+            if sent >= 0 { return .success(sent) }
+            switch errno {
+            case EINTR: continue
+            case EAGAIN: return .success(0)
+            case let error: return .failure(UVError(code: -error))
+            }
+        }
+    }
+
     // MARK: Shutdown and close
 
     /// Half-closes the connection once every queued write has left (`uv_shutdown`).

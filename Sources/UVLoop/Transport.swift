@@ -28,6 +28,16 @@ public protocol Transport: AnyObject {
     /// what cannot leave at once is copied. `completion`, when given, runs exactly once with
     /// nil or the error; without one, a failure reaches the delegate's `transport(_:didFail:)`.
     func write(_ bytes: UnsafeRawBufferPointer, completion: ((UVError?) -> Void)?)
+    /// Writes `prefix`, then sends up to `count` bytes of the open file `descriptor` from
+    /// `offset` without copying them through user space (`sendfile(2)`), if the transport
+    /// can. The file's bytes go only when nothing written before is still queued (so the
+    /// order holds); returns how many left now: 0 when writes are queued or the socket's
+    /// buffer is full (`write` something to learn when it drains). `prefix` (a response
+    /// head) is always taken, like a `write`, and leaves in the same segment as the file's
+    /// first bytes where it can. nil when the transport cannot send a file's bytes as they
+    /// are (TLS must encrypt them); then nothing was written: read and `write` them instead.
+    func sendFile(prefix: UnsafeRawBufferPointer, _ descriptor: Int32, offset: Int,
+                  count: Int) -> Result<Int, UVError>?
     /// Half-closes once every queued write has left: the peer reads an end of input.
     func shutdown(completion: ((UVError?) -> Void)?)
     /// Closes at once; queued writes are cancelled. `transportDidClose` follows, later.
@@ -36,6 +46,10 @@ public protocol Transport: AnyObject {
 }
 
 extension Transport {
+    /// A transport sends no file as it is unless it says it can.
+    public func sendFile(prefix: UnsafeRawBufferPointer, _ descriptor: Int32, offset: Int,
+                         count: Int) -> Result<Int, UVError>? { nil }
+
     /// Writes `bytes` with no completion (failures reach the delegate).
     public func write(_ bytes: UnsafeRawBufferPointer) {
         write(bytes, completion: nil)

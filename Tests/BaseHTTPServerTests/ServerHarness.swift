@@ -9,9 +9,14 @@ final class RunningServer: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     private(set) var serveError: (any Error)?
 
-    init(_ handler: BaseHTTPRequestHandler.Type, host: String = "127.0.0.1",
-         configure: (inout HTTPServer.Configuration) -> Void = { _ in }) throws {
-        server = try HTTPServer((host, 0), handler)
+    convenience init(_ handler: BaseHTTPRequestHandler.Type, host: String = "127.0.0.1",
+                     configure: (inout HTTPServer.Configuration) -> Void = { _ in }) throws {
+        try self.init(server: HTTPServer((host, 0), handler), configure: configure)
+    }
+
+    /// Serves `server` (made on port 0), configured by `configure` first.
+    init(server: HTTPServer, configure: (inout HTTPServer.Configuration) -> Void = { _ in }) {
+        self.server = server
         configure(&server.configuration)
         let thread = Thread { [self] in
             do { try server.serveForever() } catch { serveError = error }

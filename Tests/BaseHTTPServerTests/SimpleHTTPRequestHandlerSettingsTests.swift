@@ -64,7 +64,7 @@ struct SimpleHTTPRequestHandlerSettingsTests {
         defer { running.stop() }
         let response = try get(running, "/hello.txt")
         #expect(response.headers.map { $0.0 } == ["Server", "Date", "Content-type", "Content-Length",
-                                                  "Last-Modified", "Accept-Ranges"])
+                                                  "Last-Modified", "ETag", "Accept-Ranges"])
     }
 
     @Test func defaultContentTypeAppliesOnlyToUnknownExtensions() throws {

@@ -1,0 +1,86 @@
+import Glibc
+import UVLoop
+
+/// The files a server's `SimpleHTTPRequestHandler`s opened recently, kept open between
+/// requests (nginx's `open_file_cache`), and the directories they serve.
+///
+/// A hit saves the path's resolution, the `open` and the `close`: the request costs an
+/// `fstat` of the open descriptor and the read. The `fstat` runs on every request, so the size,
+/// modification time and `ETag` are never stale, and a file changed in place is served whole
+/// with its new length. What can be stale is which file a name means: a file replaced by
+/// another (renamed over, or deleted and made again) is served from the old one for at most
+/// `Configuration.openFileCacheValidity` after it was opened, as with nginx's
+/// `open_file_cache_valid`. Then the name is resolved again.
+///
+/// Used on the loop thread only. At most `capacity` files are held; when full, the expired
+/// ones go, or all of them.
+final class OpenFileCache {
+    /// An open file and what was learnt when it was opened.
+    final class Entry {
+        let file: OpenFile
+        /// The `Content-Type` guessed for it (for a directory's index page, from its name).
+        let contentType: String
+        /// When it was opened, on the loop's clock (milliseconds).
+        let openedAt: UInt64
+        /// `Last-Modified` for `modifiedAt`: a file served often is formatted once.
+        var lastModified: (modifiedAt: Int, text: String)?
+
+        init(file: OpenFile, contentType: String, openedAt: UInt64) {
+            self.file = file
+            self.contentType = contentType
+            self.openedAt = openedAt
+        }
+    }
+
+    let capacity: Int
+    private var entries: [[UInt8]: Entry] = [:]
+    private var roots: [String: (file: OpenFile, openedAt: UInt64)] = [:]
+
+    init(capacity: Int = 1024) {
+        self.capacity = capacity
+    }
+
+    /// The entry for the translated path `key`, unless it is older than `validity`
+    /// milliseconds (it is dropped then).
+    func entry(for key: [UInt8], now: UInt64, validity: UInt64) -> Entry? {
+        guard let entry = entries[key] else { return nil }
+        if now &- entry.openedAt < validity { return entry }
+        entries[key] = nil
+        return nil
+    }
+
+    /// Keeps `file` for `key`. The file stays open while the cache holds it.
+    func insert(_ file: OpenFile, contentType: String, for key: [UInt8], now: UInt64,
+                validity: UInt64) -> Entry {
+        if entries.count >= capacity {
+            entries = entries.filter { now &- $0.value.openedAt < validity }
+            if entries.count >= capacity { entries.removeAll() }
+        }
+        file.isShared = true
+        let entry = Entry(file: file, contentType: contentType, openedAt: now)
+        entries[key] = entry
+        return entry
+    }
+
+    /// A descriptor of the directory `path` to resolve names under, opened again
+    /// when older than `validity` milliseconds (so a directory replaced under the same name
+    /// is found); nil when it cannot be opened.
+    func root(_ path: String, now: UInt64, validity: UInt64) -> OpenFile? {
+        if let root = roots[path], now &- root.openedAt < validity { return root.file }
+        roots[path] = nil
+        let descriptor = Glibc.open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        let file = OpenFile(adopting: descriptor)
+        if validity > 0 { roots[path] = (file, now) }
+        return file
+    }
+
+    /// Lets every file go (each closes once no response is using it).
+    func removeAll() {
+        entries.removeAll()
+        roots.removeAll()
+    }
+}
+
+@available(*, unavailable)
+extension OpenFileCache: Sendable {}
