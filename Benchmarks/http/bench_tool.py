@@ -9,6 +9,8 @@
                                              descendants (nginx's worker, for one), then
                                              the busy ticks of CPUs 0 and 1
     bench_tool.py record KEY=VALUE ...       one JSON line for a wrk run (see record())
+    bench_tool.py annotate log_lines=N       add the access log's line count to the JSON
+                                             line on stdin (see annotate())
     bench_tool.py report RESULTS.jsonl MD    print the median table; write it as Markdown to MD
 """
 import json
@@ -84,6 +86,8 @@ def cpu_busy(count):
 # --- wrk -------------------------------------------------------------------------------
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+# wrk prints the bytes it read with binary prefixes: "229.54MB read".
+_BYTE_UNITS = {"B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
 
 
 def _ms(value):
@@ -93,10 +97,17 @@ def _ms(value):
 
 def parse_wrk(text):
     out = {"requests": None, "rps": None, "p50_ms": None, "p99_ms": None, "non2xx": 0,
-           "connect": 0, "read": 0, "write": 0, "timeout": 0}
-    match = re.search(r"^\s*(\d+) requests in ([0-9.]+)(\w+)", text, re.M)
+           "connect": 0, "read": 0, "write": 0, "timeout": 0, "bytes_read": None}
+    match = re.search(r"^\s*(\d+) requests in ([0-9.]+)(\w+)(?:, ([0-9.]+)([KMGT]?B) read)?",
+                      text, re.M)
     if match:
         out["requests"] = int(match.group(1))
+        if match.group(4):
+            # Two decimals of the largest unit: "1.83GB" is 1.825-1.835 GiB, ±5 MiB.
+            unit = _BYTE_UNITS[match.group(5)]
+            decimals = len(match.group(4).partition(".")[2])
+            out["bytes_read"] = round(float(match.group(4)) * unit)
+            out["bytes_read_slack"] = round(0.5 * 10 ** -decimals * unit)
     match = re.search(r"^Requests/sec:\s*([0-9.]+)", text, re.M)
     if match:
         out["rps"] = float(match.group(1))
@@ -119,7 +130,10 @@ def parse_wrk(text):
 
 def record(args):
     """KEY=VALUE arguments: scenario, server, round, wrk (file), before, after (the
-    output of `proc` before and after the run), alive (1/0), rc. Prints one JSON line."""
+    output of `proc` before and after the run), alive (1/0), rc; optional: note (what a
+    check before the run found wrong: an error), min_bytes_per_req and max_bytes_per_req
+    (bounds on wrk's bytes read per request, headers included: outside them, an error).
+    Prints one JSON line."""
     kv = dict(arg.split("=", 1) for arg in args)
     with open(kv["wrk"]) as f:
         text = f.read()
@@ -146,6 +160,35 @@ def record(args):
     if requests is None or not result["alive"] or result["wrk_rc"] != 0:
         result["errors"] += 1
         result["failed"] = True
+    notes = [kv["note"]] if kv.get("note") else []
+    if requests and result["bytes_read"] is not None:
+        per_req = result["bytes_read"] / requests
+        slack = result.pop("bytes_read_slack") / requests  # wrk's rounding
+        result["bytes_per_req"] = per_req
+        low, high = kv.get("min_bytes_per_req"), kv.get("max_bytes_per_req")
+        if low is not None and per_req + slack < int(low):
+            notes.append(f"{per_req:.0f} bytes read per request, expected at least {low}")
+        if high is not None and per_req - slack > int(high):
+            notes.append(f"{per_req:.0f} bytes read per request, expected at most {high}")
+    if notes:
+        result["errors"] += len(notes)
+        result["note"] = "; ".join(notes)
+    print(json.dumps(result))
+
+
+def annotate(line, args):
+    """Adds log_lines (the access log's request lines after the run) to a run's JSON line.
+    The log must hold a line for each request the run completed (wrk's count, or the one
+    download): fewer is an error, as the logging would be missing or cut short."""
+    result = json.loads(line)
+    kv = dict(arg.split("=", 1) for arg in args)
+    lines = int(kv["log_lines"])
+    result["log_lines"] = lines
+    expected = result.get("requests") or 1
+    if lines < expected and not result.get("failed"):
+        result["errors"] = result.get("errors", 0) + 1
+        note = f"access log has {lines} lines for {expected} requests"
+        result["note"] = f"{result['note']}; {note}" if result.get("note") else note
     print(json.dumps(result))
 
 
@@ -153,13 +196,14 @@ def progress(line):
     """One line per run on stderr while the benchmark goes."""
     r = json.loads(line)
     head = f"  {r['scenario']} r{r['round']} {r['server']:7s}"
-    if r["scenario"] == "U1":
+    if r["scenario"] in ("U1", "F3", "F4"):
         mb_s, per_gb = r.get("mb_s"), r.get("cpu_s_per_gb")
         print(f"{head} {_num(mb_s, ',.0f'):>8} MB/s  CPU {_num(per_gb, '.2f')} s/GB"
               f"  errors {r.get('errors')}  server CPU {r.get('server_cpu_pct', 0):.0f}%"
               f"  other on CPU0 {r.get('cpu0_other_pct', 0):.0f}% CPU1 busy"
               f" {r.get('cpu1_busy_pct', 0):.0f}%"
-              + (f"  FAILED: {r.get('note')}" if r.get("failed") else ""))
+              + (f"  FAILED: {r.get('note')}" if r.get("failed")
+                 else f"  ({r['note']})" if r.get("note") else ""))
     elif r["scenario"] == "S5":
         b = r.get("bytes_per_conn")
         extra = r.get("extra_ms")
@@ -175,7 +219,8 @@ def progress(line):
               f"  server CPU {r.get('server_cpu_pct', 0):.0f}%"
               f"  other on CPU0 {r.get('cpu0_other_pct', 0):.0f}% CPU1 busy"
               f" {r.get('cpu1_busy_pct', 0):.0f}%"
-              + ("  FAILED" if r.get("failed") else ""))
+              + ("  FAILED" if r.get("failed") else "")
+              + (f"  ({r['note']})" if r.get("note") else ""))
 
 
 # --- report ----------------------------------------------------------------------------
@@ -187,6 +232,12 @@ SCENARIOS = {
     "S4": "wrk -t1 -c16 -H 'Connection: close': a new connection per request",
     "S5": "idle keep-alive connections (each made one request first)",
     "U1": "one PUT of {size} over loopback, stored on disk",
+    "F1": "GET a 4 KiB file, wrk -t1 -c64 keep-alive",
+    "F2": "GET a 64 KiB file, wrk -t1 -c64 keep-alive",
+    "F3": "GET a {size} file of random bytes, one connection",
+    "F4": "GET a {size} file of random bytes, one connection",
+    "F5": "GET /dir/, a listing of 1,000 files, wrk -t1 -c16",
+    "F6": "GET the 4 KiB file with If-Modified-Since after its mtime (304), wrk -t1 -c64",
 }
 
 
@@ -341,6 +392,43 @@ def report(path, markdown_path):
                                      + ("" if r.get("alive", True) else ", server died"))
             table(title, header, rows)
             continue
+        if scenario in ("F3", "F4"):
+            sizes = " / ".join(_size(n) for n in
+                               sorted({r["bytes"] for r in runs if r["scenario"] == scenario}))
+            title = (f"{scenario}  {SCENARIOS[scenario].format(size=sizes)}"
+                     f"  (medians of {rounds} rounds)")
+            header = ["server", "MB/s", "MB/s min-max", "CPU s/GB", "CPU s/GB min-max",
+                      "server CPU", "RSS", "errors", "ours/peer MB/s", "ours/peer CPU s/GB",
+                      "CPU0 other"]
+            med = {s: (_median([r.get("mb_s") for r in group[s]]),
+                       _median([r.get("cpu_s_per_gb") for r in group[s]]))
+                   for s in servers if group[s]}
+            o = med.get("ours")
+            rows = []
+            for s in servers:
+                rs = group[s]
+                if not rs:
+                    continue
+                errors = sum(r.get("errors", 0) for r in rs)
+                mb_s, per_gb = med[s]
+                rss = _median([r.get("rss_kb") for r in rs])
+                rows.append([
+                    s, _num(mb_s, ",.0f"), _range([r.get("mb_s") for r in rs], ",.0f"),
+                    _num(per_gb, ".2f"), _range([r.get("cpu_s_per_gb") for r in rs], ".2f"),
+                    _num(_median([r.get("server_cpu_pct") for r in rs]), ".0f") + "%",
+                    _num(rss and rss / 1024, ".1f") + " MB",
+                    f"{errors}" + (" !" if errors else ""),
+                    "-" if s == "ours" or not o else _ratio(o[0], mb_s),
+                    "-" if s == "ours" or not o else _ratio(o[1], per_gb),
+                    _num(_median([r.get("cpu0_other_pct") for r in rs]), ".0f") + "%",
+                ])
+                for r in rs:
+                    if r.get("errors"):
+                        notes.append(f"{scenario} {s} round {r['round']}: "
+                                     + (r.get("note") or "error")
+                                     + ("" if r.get("alive", True) else ", server died"))
+            table(title, header, rows)
+            continue
         header = ["server", "req/s", "p50", "p99", "CPU/req", "server CPU", "RSS", "errors",
                   "ours/peer req/s", "ours/peer CPU/req", "spread req/s · CPU/req",
                   "CPU0 other"]
@@ -366,6 +454,8 @@ def report(path, markdown_path):
                     if r.get("failed"):
                         detail += (", server died" if not r.get("alive") else "") + \
                                   (f", wrk exit {r.get('wrk_rc')}" if r.get("wrk_rc") else "")
+                    if r.get("note"):
+                        detail += ", " + r["note"]
                     notes.append(f"{scenario} {s} round {r['round']}: {detail.strip(', ')}")
             o = med.get("ours")
             rows.append([
@@ -396,6 +486,19 @@ def report(path, markdown_path):
                    "response; CPU s/GB: the server's CPU seconds per 10^9 bytes stored; sink: "
                    "a plain Python recv_into/os.write loop, the limit on this machine.",
                    "U1 goal: ours/sink MB/s at least 0.80×."]
+    if any(s.startswith("F") for s in scenarios):
+        footer += ["F: ours = http-server -b 127.0.0.1 -d DIR (default configuration); "
+                   "lighttpd: one process, sendfile backend, mod_dirlisting; nginx: one "
+                   "worker, sendfile, open_file_cache, autoindex; python: `python3 -m "
+                   "http.server` as typed (HTTP/1.0: a connection per request). Each logs "
+                   "every request to a file on disk; a log with fewer lines than requests "
+                   "is an error.",
+                   "F3/F4: MB/s = 10^6 bytes per second from the request to the last body "
+                   "byte; CPU s/GB: the server's CPU seconds per 10^9 bytes sent; ratios "
+                   "ours/peer: MB/s above 1 and CPU s/GB below 1 favour ours.",
+                   "F1/F2/F5/F6: a curl before each run checks the answer (F6: 304 without a "
+                   "body), and wrk's bytes read per request must fit (F6: under 4 KiB); a "
+                   "failed check is an error."]
     if notes:
         footer.append("flagged:")
         footer.extend("  " + n for n in notes)
@@ -452,6 +555,8 @@ def main(argv):
         print(ticks, rss, *cpu_busy(2))
     elif command == "record":
         record(argv[2:])
+    elif command == "annotate":
+        annotate(sys.stdin.read(), argv[2:])
     elif command == "progress":
         progress(sys.stdin.read())
     elif command == "report":
