@@ -92,6 +92,17 @@ struct ByteBuffer: ~Copyable {
     }
 
     /// Empties the buffer; keeps its memory unless that is larger than `keepingAtMost`.
+    /// Lets `fill` write up to `count` bytes into the buffer's spare room (a `pread` straight
+    /// into the response, with no array to zero and copy from), and keeps the number it
+    /// returns. nil from `fill` (an error) appends nothing.
+    mutating func append(upTo count: Int, _ fill: (UnsafeMutableRawBufferPointer) -> Int?) -> Int? {
+        if self.count + count > capacity { grow(to: self.count + count) }
+        guard let filled = fill(UnsafeMutableRawBufferPointer(start: base! + self.count, count: count))
+        else { return nil }
+        self.count += min(max(filled, 0), count)
+        return filled
+    }
+
     mutating func removeAll(keepingAtMost limit: Int = .max) {
         count = 0
         if capacity > limit {

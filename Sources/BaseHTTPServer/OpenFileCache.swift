@@ -22,8 +22,9 @@ final class OpenFileCache {
         let contentType: String
         /// When it was opened, on the loop's clock (milliseconds).
         let openedAt: UInt64
-        /// `Last-Modified` for `modifiedAt`: a file served often is formatted once.
-        var lastModified: (modifiedAt: Int, text: String)?
+        /// `Last-Modified` and `ETag` for the version last seen (modification time in
+        /// nanoseconds, size): a file served often has them formatted once.
+        var validators: (modified: Int64, size: Int, lastModified: String, entityTag: String)?
 
         init(file: OpenFile, contentType: String, openedAt: UInt64) {
             self.file = file

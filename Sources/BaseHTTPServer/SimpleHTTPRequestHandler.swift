@@ -294,14 +294,16 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
         }
         let size = Int(info.st_size)
         let modified = Int(info.st_mtim.tv_sec)
+        let version = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
         let lastModified: String
-        if let cached, let known = cached.lastModified, known.modifiedAt == modified {
-            lastModified = known.text
+        let etag: String
+        if let known = cached?.validators, known.modified == version, known.size == size {
+            (lastModified, etag) = (known.lastModified, known.entityTag)
         } else {
             lastModified = dateTimeString(Double(modified))
-            cached?.lastModified = (modified, lastModified)
+            etag = entityTag(info)
+            cached?.validators = (version, size, lastModified, etag)
         }
-        let etag = entityTag(info)
         switch evaluatePreconditions(etag: etag, modified: modified) {
         case .proceed:
             break
@@ -398,8 +400,31 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
         endHeaders()
     }
 
-    /// Reads a small file's range and writes it.
+    /// Reads a small file's range and writes it: straight into the response where it can.
     private func writeAtOnce(_ file: OpenFile, _ range: Range<Int>) {
+        var filled = 0
+        var failed = false
+        while filled < range.count {
+            guard let count = writeBody(reading: file, at: range.lowerBound + filled, count: range.count - filled)
+            else {
+                failed = !writeThroughArray(file, range.lowerBound + filled ..< range.upperBound)
+                break
+            }
+            guard count > 0 else {
+                failed = true
+                break
+            }
+            filled += count
+        }
+        if failed {
+            logError("read of \(path.debugDescription) ended before \(range.count) bytes")
+            closeConnection = true
+        }
+    }
+
+    /// Reads `range` into an array and writes it (a response framed otherwise than by its
+    /// length); false when the file ended or failed first.
+    private func writeThroughArray(_ file: OpenFile, _ range: Range<Int>) -> Bool {
         var bytes = [UInt8](repeating: 0, count: range.count)
         var filled = 0
         let ok = bytes.withUnsafeMutableBytes { buffer -> Bool in
@@ -412,10 +437,7 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
             return true
         }
         wfile.write(ok ? bytes : Array(bytes[0..<filled]))
-        if !ok {
-            logError("read of \(path.debugDescription) ended after \(filled) of \(range.count) bytes")
-            closeConnection = true
-        }
+        return ok
     }
 }
 

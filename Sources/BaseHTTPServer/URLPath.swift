@@ -85,6 +85,12 @@ func translatePathBytes(_ requestPath: String, root: String) -> [UInt8]? {
     if let end = raw.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
         raw = raw[..<end]
     }
+    if let plain = plainPath(raw.utf8) {
+        // Nothing to decode, drop or refuse: the root and the path as they are.
+        var path = Array(rootDirectoryPrefix(root))
+        path += plain
+        return path
+    }
     let hasTrailingSlash = raw.utf8.last == UInt8(ascii: "/")
 
     var segments: [[UInt8]] = []
@@ -110,6 +116,30 @@ func translatePathBytes(_ requestPath: String, root: String) -> [UInt8]? {
         path.append(UInt8(ascii: "/"))
     }
     return path
+}
+
+/// `path` itself when translating it changes nothing: it starts with `/`, and has no `%`,
+/// backslash, NUL, empty segment (`//`), `.` or `..` segment. The usual request path, mapped
+/// with one scan instead of a split and a decoding per segment.
+private func plainPath(_ path: Substring.UTF8View) -> Substring.UTF8View? {
+    guard path.first == UInt8(ascii: "/") else { return nil }
+    var dots = 0  // dots since the last slash, -1 once the segment has another byte
+    var previous = UInt8(ascii: "/")
+    for byte in path.dropFirst() {
+        switch byte {
+        case UInt8(ascii: "%"), UInt8(ascii: "\\"), 0:
+            return nil
+        case UInt8(ascii: "/"):
+            if previous == UInt8(ascii: "/") || dots == 1 || dots == 2 { return nil }
+            dots = 0
+        case UInt8(ascii: "."):
+            if dots >= 0 { dots += 1 }
+        default:
+            dots = -1
+        }
+        previous = byte
+    }
+    return dots == 1 || dots == 2 ? nil : path
 }
 
 /// `root` as `translatePath` joins segments to it: without trailing slashes, `""` for `/`,

@@ -125,6 +125,15 @@ import Testing
         #expect(translatePath(requestPath, root: root) == expected)
     }
 
+    @Test func translatePathBytesMapsNamesThatAreNotUTF8ByteForByte() {
+        let latin1 = Array("/r/caf".utf8) + [0xE9] + Array(".txt".utf8)
+        #expect(translatePathBytes("/caf%E9.txt", root: "/r") == latin1)
+        #expect(translatePathBytes("/x/../caf%e9.txt?q", root: "/r/") == latin1)
+        #expect(translatePath("/caf%E9.txt", root: "/r") == nil, "a String cannot hold the byte")
+        #expect(translatePathBytes("/%FF/..%2F", root: "/r") == nil)
+        #expect(translatePathBytes("/a/plain/path.txt", root: "/r") == Array("/r/a/plain/path.txt".utf8))
+    }
+
     @Test func translatePathNeverLeavesTheRoot() {
         let pieces = ["..", ".", "%2e%2e", "%2E.", "a", "b%20c", "", "%2f", "?", "#", "é"]
         var results: [String] = []
