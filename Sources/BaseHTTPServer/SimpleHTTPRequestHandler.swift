@@ -8,9 +8,20 @@ import UVLoop
 /// settings Python 3.15 added (`responseHeaders`, `defaultContentType`), plus what Python
 /// lacks: a single `Range` → 206 (416 when unsatisfiable); a request path that would
 /// leave the directory (`..`, `%2e%2e`, an encoded slash, NUL, a symbolic link pointing
-/// outside) → 404; files above `smallFileLimit` stream a chunk per loop turn, a chunk read only
-/// when the client has taken most of the last, so a big download never holds up other
-/// connections nor sits in memory.
+/// outside) → 404; `ETag`s, with `If-None-Match` → 304, `If-Match` and
+/// `If-Unmodified-Since` → 412, and `If-Range` by tag or date; names that are not UTF-8
+/// (`caf%E9.txt`) served from their percent-encoded bytes.
+///
+/// Files up to `smallFileLimit` are read straight into the response and leave with its head
+/// in one write. Larger ones go with `sendfile(2)` on plain TCP (from the page cache to the
+/// socket, the head in the same segment) or a chunk per loop turn where the transport must
+/// see the bytes, under backpressure either way: a big download never holds up other
+/// connections nor sits in memory (see `FileStreamer`).
+///
+/// Names are resolved under the directory with one `openat2(RESOLVE_BENEATH)` where the
+/// kernel has it (else by `realpath` and a comparison), and the file stays open for later
+/// requests for up to `configuration.openFileCacheValidity` (see `OpenFileCache`); its size,
+/// time and tag are read from the open file on every request.
 ///
 /// The directory served is, in order: the server's `directory` when the server is a
 /// `DirectoryHTTPServer`, else the class's `directory` (override it), which defaults to the
@@ -54,9 +65,10 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     /// Subclasses may override.
     open class var responseHeaders: [(String, String)] { [] }
 
-    /// Files up to this size are read and sent at once; larger ones stream a chunk per loop
-    /// turn under backpressure (see `FileStreamer`). Subclasses may override.
-    open class var smallFileLimit: Int { 64 * 1024 }
+    /// Files up to this size are read into the response and sent with its head in one
+    /// write; larger ones go with `sendfile` where the transport can, else a chunk per loop
+    /// turn, under backpressure (see `FileStreamer`). Subclasses may override.
+    open class var smallFileLimit: Int { 16 * 1024 }
 
     /// How much a streamed file reads per loop turn. Subclasses may override.
     open class var streamChunkSize: Int { 256 * 1024 }
