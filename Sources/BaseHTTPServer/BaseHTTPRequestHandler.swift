@@ -351,7 +351,7 @@ open class BaseHTTPRequestHandler {
 
     /// The current local time for log lines (`log_date_time_string`).
     open func logDateTimeString() -> String {
-        HTTPDate.logFormat(HTTPDate.currentTime())
+        server.currentLogDate
     }
 
     /// The client's address for log lines (`address_string`).

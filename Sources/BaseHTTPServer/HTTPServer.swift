@@ -70,6 +70,8 @@ open class HTTPServer: @unchecked Sendable {
     var isServing: Bool { serving.isServing }
     private var cachedDate = ""
     private var cachedDateSecond = -1
+    private var cachedLogDateSecond: time_t = -1
+    private var cachedLogDate = ""
     /// Exchanges that connections take while they have work and give back between requests
     /// (see `HTTPConnection`); a few are kept warm. Owned here while spare. Taken and given
     /// back once per request on keep-alive connections, on the loop thread only, never across
@@ -422,6 +424,17 @@ open class HTTPServer: @unchecked Sendable {
             cachedDate = HTTPDate.format(second)
         }
         return cachedDate
+    }
+
+    /// Local time for access-log lines (`log_date_time_string`), formatted once a second:
+    /// 2,600 instructions a request otherwise (callgrind, http-server on a 4 KiB file).
+    var currentLogDate: String {
+        let second = time(nil)
+        if second != cachedLogDateSecond {
+            cachedLogDateSecond = second
+            cachedLogDate = HTTPDate.logFormat(Int(second))
+        }
+        return cachedLogDate
     }
 
     private static func hostName(for host: String) -> String {

@@ -87,8 +87,11 @@ func translatePathBytes(_ requestPath: String, root: String) -> [UInt8]? {
     }
     if let plain = plainPath(raw.utf8) {
         // Nothing to decode, drop or refuse: the root and the path as they are.
-        var path = Array(rootDirectoryPrefix(root))
-        path += plain
+        let prefix = rootDirectoryPrefix(root)
+        var path: [UInt8] = []
+        path.reserveCapacity(prefix.count + plain.count)
+        appendBytes(prefix, to: &path)
+        appendBytes(plain, to: &path)
         return path
     }
     let hasTrailingSlash = raw.utf8.last == UInt8(ascii: "/")
@@ -140,6 +143,14 @@ private func plainPath(_ path: Substring.UTF8View) -> Substring.UTF8View? {
         previous = byte
     }
     return dots == 1 || dots == 2 ? nil : path
+}
+
+/// Appends a string's UTF-8 bytes with one copy where they are contiguous (a native
+/// string's are), instead of a byte at a time.
+private func appendBytes(_ bytes: Substring.UTF8View, to array: inout [UInt8]) {
+    if bytes.withContiguousStorageIfAvailable({ array.append(contentsOf: $0) }) == nil {
+        array.append(contentsOf: bytes)
+    }
 }
 
 /// `root` as `translatePath` joins segments to it: without trailing slashes, `""` for `/`,
