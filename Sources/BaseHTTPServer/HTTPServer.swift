@@ -66,6 +66,8 @@ open class HTTPServer: @unchecked Sendable {
     private let serving = ServingState()
     /// Whether a thread is inside `serveForever()`. Safe from any thread.
     var isServing: Bool { serving.isServing }
+    /// The log lines on their way to standard error, in batches (see `LogBuffer`).
+    let logBuffer: LogBuffer
     private var cachedDate = ""
     private var cachedDateSecond = -1
     /// Exchanges that connections take while they have work and give back between requests
@@ -97,6 +99,7 @@ open class HTTPServer: @unchecked Sendable {
     /// - Throws: `UVError`, for example `.addressInUse`.
     public init(_ address: (host: String, port: Int), _ handler: BaseHTTPRequestHandler.Type) throws {
         loop = try Loop()
+        logBuffer = LogBuffer(loop: loop)
         handlerType = handler
         streamsBodies = handler.streamsRequestBodies
         handlerMaxBodySize = handler.maxBodySize
@@ -141,6 +144,7 @@ open class HTTPServer: @unchecked Sendable {
         graceTimer = nil
         // Let the timers' close callbacks run, so that nothing of this serve stays behind.
         loop.runOnce(blocking: false)
+        logBuffer.flush()  // The serve's last lines are written when serveForever() returns.
         isShuttingDown = false  // handleRequest() may serve again too
         if closesAfterServing { closeResources() }
     }
@@ -164,6 +168,7 @@ open class HTTPServer: @unchecked Sendable {
         while completedRequests < target && !timedOut && !isShuttingDown {
             loop.runOnce()
         }
+        logBuffer.flush()  // The request's line is written when handleRequest() returns.
         timer?.close()
         if timedOut { handleTimeout() }
     }
@@ -207,6 +212,7 @@ open class HTTPServer: @unchecked Sendable {
     private func closeResources() {
         guard !isClosed else { return }
         isClosed = true
+        logBuffer.close()  // Lines logged from here on are written directly.
         listener?.close()
         listener = nil
         sweepTimer = nil
@@ -215,7 +221,7 @@ open class HTTPServer: @unchecked Sendable {
         do {
             try loop.close()
         } catch {
-            writeAll(to: STDERR_FILENO, "HTTPServer: the loop did not close cleanly: \(error)\n")
+            logBuffer.write("HTTPServer: the loop did not close cleanly: \(error)\n")
         }
     }
 
@@ -237,7 +243,7 @@ open class HTTPServer: @unchecked Sendable {
         let now = Int(loop.now / 1000)
         guard now != lastAcceptErrorLog else { return }
         lastAcceptErrorLog = now
-        writeAll(to: STDERR_FILENO, "HTTPServer: accept failed: \(error)\n")
+        logBuffer.write("HTTPServer: accept failed: \(error)\n")
     }
 
     func connectionDidClose(_ connection: HTTPConnection) {

@@ -9,10 +9,14 @@ final class RunningServer: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     private(set) var serveError: (any Error)?
 
+    /// `beforeServing` runs on the test's thread before the serving thread starts: for
+    /// settings that are not in the configuration.
     init(_ handler: BaseHTTPRequestHandler.Type, host: String = "127.0.0.1",
-         configure: (inout HTTPServer.Configuration) -> Void = { _ in }) throws {
+         configure: (inout HTTPServer.Configuration) -> Void = { _ in },
+         beforeServing: (HTTPServer) -> Void = { _ in }) throws {
         server = try HTTPServer((host, 0), handler)
         configure(&server.configuration)
+        beforeServing(server)
         let thread = Thread { [self] in
             do { try server.serveForever() } catch { serveError = error }
             stopped.signal()
