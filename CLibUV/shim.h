@@ -21,6 +21,7 @@ static inline uv_handle_t *cuv_stream_as_handle(uv_stream_t *s) { return (uv_han
 static inline uv_handle_t *cuv_timer_as_handle(uv_timer_t *t) { return (uv_handle_t *)t; }
 static inline uv_handle_t *cuv_async_as_handle(uv_async_t *a) { return (uv_handle_t *)a; }
 static inline uv_handle_t *cuv_signal_as_handle(uv_signal_t *s) { return (uv_handle_t *)s; }
+static inline uv_handle_t *cuv_prepare_as_handle(uv_prepare_t *p) { return (uv_handle_t *)p; }
 
 // sockaddr_in6 and sockaddr_storage are cast to sockaddr for bind/connect/getsockname.
 static inline const struct sockaddr *cuv_sockaddr(const void *storage) {

@@ -1,4 +1,5 @@
 import Glibc
+import Synchronization
 
 extension BaseHTTPRequestHandler {
     /// Sends a status line and the `Server` and `Date` headers for an `HTTPStatus`.
@@ -142,19 +143,31 @@ private func writeLogNumber(_ number: Int?, to output: UnsafeMutablePointer<UInt
     return output + writeDecimal(number.magnitude, digits: decimalDigitCount(number.magnitude), to: output)
 }
 
-/// Writes `text` to `descriptor` at once, unbuffered, retrying when interrupted: a log line
-/// to standard error leaves in one system call, so lines from several servers in one process
-/// do not interleave (stdio's streams are not concurrency-safe in Swift 6, and a piped
-/// stdout would hold a line back). For the package's executables too.
+/// Writes `text` to `descriptor` at once, unbuffered (stdio's streams are not concurrency-safe
+/// in Swift 6, and a piped stdout would hold a line back): see the bytes version. For the
+/// package's executables too.
 package func writeAll(to descriptor: Int32, _ text: String) {
     var text = text
-    text.withUTF8 { bytes in
+    text.withUTF8 { writeAll(to: descriptor, UnsafeRawBufferPointer($0)) }
+}
+
+/// Writes `bytes` to `descriptor`, in one `write(2)` unless interrupted (`EINTR`, retried) or
+/// taken only in part (a full pipe: the rest follows), until all is written or the write
+/// fails. One thread at a time in the process writes here, so that whole lines (a log
+/// line, a server's batch of them) leave whole: a batch that goes in pieces is not cut by
+/// another server's lines.
+func writeAll(to descriptor: Int32, _ bytes: UnsafeRawBufferPointer) {
+    guard let base = bytes.baseAddress else { return }
+    writeLock.withLock { _ in
         var offset = 0
         while offset < bytes.count {
-            let written = Glibc.write(descriptor, bytes.baseAddress! + offset, bytes.count - offset)
+            let written = Glibc.write(descriptor, base + offset, bytes.count - offset)
             if written < 0 && errno == EINTR { continue }
             guard written > 0 else { return }
             offset += written
         }
     }
 }
+
+/// Held by `writeAll` while it writes, by whichever thread.
+private let writeLock = Mutex(())

@@ -334,8 +334,22 @@ open class BaseHTTPRequestHandler {
 
     /// Writes `host - - [date] message` to standard error (`log_message`), with control
     /// characters escaped so that a client cannot forge log lines.
+    ///
+    /// The line goes out with the others the server logs in the same loop iteration, in one
+    /// `write(2)`: at the latest just before the loop next waits for I/O (sooner when 64 KiB
+    /// wait, and when `serveForever()` or `handleRequest()` returns). A busy server makes one
+    /// system call for many lines, and a terminal still shows each line without waiting for
+    /// another event: only callbacks already due run before it is written. Called outside a
+    /// running loop, it writes the line at once. Overrides replace all this, as in Python.
     open func logMessage(_ message: String) {
-        writeAll(to: STDERR_FILENO, "\(addressString()) - - [\(logDateTimeString())] \(logEscape(message))\n")
+        writeLogLine("\(addressString()) - - [\(logDateTimeString())] \(logEscape(message))\n")
+    }
+
+    /// Writes a finished log line (newline included) to standard error as `logMessage(_:)`
+    /// does: in the server's batch, in order with its other lines. For the package's
+    /// executables, whose overrides format the line themselves (`http-server`'s colours).
+    package func writeLogLine(_ line: String) {
+        server.logBuffer.write(line)
     }
 
     /// The `Server` header's value: `serverVersion` and `sysVersion` (`version_string`).

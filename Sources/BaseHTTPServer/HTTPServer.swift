@@ -68,6 +68,8 @@ open class HTTPServer: @unchecked Sendable {
     private let serving = ServingState()
     /// Whether a thread is inside `serveForever()`. Safe from any thread.
     var isServing: Bool { serving.isServing }
+    /// The log lines on their way to standard error, in batches (see `LogBuffer`).
+    let logBuffer: LogBuffer
     private var cachedDate = ""
     private var cachedDateSecond = -1
     private var cachedLogDateSecond: time_t = -1
@@ -101,6 +103,7 @@ open class HTTPServer: @unchecked Sendable {
     /// - Throws: `UVError`, for example `.addressInUse`.
     public init(_ address: (host: String, port: Int), _ handler: BaseHTTPRequestHandler.Type) throws {
         loop = try Loop()
+        logBuffer = LogBuffer(loop: loop)
         handlerType = handler
         streamsBodies = handler.streamsRequestBodies
         handlerMaxBodySize = handler.maxBodySize
@@ -146,6 +149,7 @@ open class HTTPServer: @unchecked Sendable {
         graceTimer = nil
         // Let the timers' close callbacks run, so that nothing of this serve stays behind.
         loop.runOnce(blocking: false)
+        logBuffer.flush()  // The serve's last lines are written when serveForever() returns.
         isShuttingDown = false  // handleRequest() may serve again too
         if closesAfterServing { closeResources() }
     }
@@ -169,6 +173,7 @@ open class HTTPServer: @unchecked Sendable {
         while completedRequests < target && !timedOut && !isShuttingDown {
             loop.runOnce()
         }
+        logBuffer.flush()  // The request's line is written when handleRequest() returns.
         timer?.close()
         if timedOut { handleTimeout() }
     }
@@ -213,6 +218,7 @@ open class HTTPServer: @unchecked Sendable {
         guard !isClosed else { return }
         isClosed = true
         openFileCache.removeAll()
+        logBuffer.close()  // Lines logged from here on are written directly.
         listener?.close()
         listener = nil
         sweepTimer = nil
@@ -221,7 +227,7 @@ open class HTTPServer: @unchecked Sendable {
         do {
             try loop.close()
         } catch {
-            writeAll(to: STDERR_FILENO, "HTTPServer: the loop did not close cleanly: \(error)\n")
+            logBuffer.write("HTTPServer: the loop did not close cleanly: \(error)\n")
         }
     }
 
@@ -243,7 +249,7 @@ open class HTTPServer: @unchecked Sendable {
         let now = Int(loop.now / 1000)
         guard now != lastAcceptErrorLog else { return }
         lastAcceptErrorLog = now
-        writeAll(to: STDERR_FILENO, "HTTPServer: accept failed: \(error)\n")
+        logBuffer.write("HTTPServer: accept failed: \(error)\n")
     }
 
     func connectionDidClose(_ connection: HTTPConnection) {

@@ -273,6 +273,13 @@ public final class Loop: @unchecked Sendable {
         return owner == 0 || owner == UInt(pthread_self())
     }
 
+    /// Whether the calling thread is inside `run()` or `runOnce()` of this loop (false when no
+    /// thread is): work left for a later iteration (a `LoopPrepare`) is then sure to be
+    /// reached before the loop sleeps, or else when the run returns to its caller.
+    public var isRunningOnCurrentThread: Bool {
+        runningThread.load(ordering: .acquiring) == UInt(pthread_self())
+    }
+
     /// Stops the process when called off the loop thread while another thread runs the loop.
     public func assertOnLoopThread(_ what: StaticString = "this call",
                                    file: StaticString = #fileID, line: UInt = #line) {

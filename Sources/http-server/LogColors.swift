@@ -47,11 +47,11 @@ func canColorize(_ descriptor: Int32) -> Bool {
 let logsInColor = canColorize(STDERR_FILENO)
 
 extension BaseHTTPRequestHandler {
-    /// Writes `host - - [time] text` to standard error with the time in grey; `text` is
-    /// escaped and coloured already (the library's `logMessage` would escape the colours).
+    /// Writes `host - - [time] text` to standard error with the time in grey, batched as the
+    /// library's lines are; `text` is escaped and coloured already (the library's
+    /// `logMessage` would escape the colours).
     func writeColoredLogLine(_ text: String) {
-        writeAll(to: STDERR_FILENO,
-                 "\(addressString()) - - [\(LogColor.grey)\(logDateTimeString())\(LogColor.reset)] \(text)\n")
+        writeLogLine("\(addressString()) - - [\(LogColor.grey)\(logDateTimeString())\(LogColor.reset)] \(text)\n")
     }
 
     /// `"request line" code size` with the request line in cyan, the code in its class's

@@ -9,15 +9,21 @@ final class RunningServer: @unchecked Sendable {
     private let stopped = DispatchSemaphore(value: 0)
     private(set) var serveError: (any Error)?
 
+    /// `beforeServing` runs on the test's thread before the serving thread starts: for
+    /// settings that are not in the configuration.
     convenience init(_ handler: BaseHTTPRequestHandler.Type, host: String = "127.0.0.1",
-                     configure: (inout HTTPServer.Configuration) -> Void = { _ in }) throws {
-        try self.init(server: HTTPServer((host, 0), handler), configure: configure)
+                     configure: (inout HTTPServer.Configuration) -> Void = { _ in },
+                     beforeServing: (HTTPServer) -> Void = { _ in }) throws {
+        try self.init(server: HTTPServer((host, 0), handler), configure: configure,
+                      beforeServing: beforeServing)
     }
 
     /// Serves `server` (made on port 0), configured by `configure` first.
-    init(server: HTTPServer, configure: (inout HTTPServer.Configuration) -> Void = { _ in }) {
+    init(server: HTTPServer, configure: (inout HTTPServer.Configuration) -> Void = { _ in },
+         beforeServing: (HTTPServer) -> Void = { _ in }) {
         self.server = server
         configure(&server.configuration)
+        beforeServing(server)
         let thread = Thread { [self] in
             do { try server.serveForever() } catch { serveError = error }
             stopped.signal()

@@ -189,6 +189,22 @@ func makeServedDirectory() throws -> String {
     return directory
 }
 
+/// A file's text, read with plain POSIX calls (Foundation's `String(contentsOfFile:)` leaks
+/// a buffer on Linux, which LeakSanitizer reports); nil when it cannot be opened.
+func contents(of path: String) -> String? {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard count > 0 else { break }
+        bytes += chunk[0..<count]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
 /// The port in the `Serving HTTP on … port N …` line.
 func servingPort(_ line: String) -> Int? {
     line.firstMatch(of: #/ port (\d+) /#).flatMap { Int($0.1) }
@@ -221,6 +237,33 @@ struct HTTPServerCLITests {
         #expect(child.exitStatus == 0)
         let log = child.standardError
         #expect(log.contains("\"GET /hello.txt HTTP/1.0\" 200 -"), "\(log)")
+    }
+
+    /// The access log is written in batches (one write per loop turn); the lines stay
+    /// Python's, whole and in order, and none is lost when the server stops.
+    @Test func pipelinedRequestsLogTheirLinesWholeAndInOrder() throws {
+        let directory = try makeServedDirectory()
+        let log = directory + ".log"
+        defer {
+            try? FileManager.default.removeItem(atPath: directory)
+            unlink(log)
+        }
+        let child = try ChildServer(["-b", "127.0.0.1", "-d", directory, "0"], errorLog: log)
+        let port = try #require(servingPort(child.firstLine()))
+        let count = 300
+        let requests = (0..<count).map {
+            "GET /hello.txt?\($0) HTTP/1.1\r\nHost: a\r\n\($0 == count - 1 ? "Connection: close\r\n" : "")\r\n"
+        }
+        let response = try fetch(port: port, requests.joined())
+        #expect(response.components(separatedBy: "HTTP/1.1 200 OK\r\n").count == count + 1)
+        kill(child.pid, SIGTERM)
+        #expect(child.waitForExit())
+        #expect(child.exitStatus == 0)
+        let lines = try #require(contents(of: log)).split(separator: "\n", omittingEmptySubsequences: false)
+        #expect(lines.count == count + 1 && lines.last == "", "\(lines.count) lines")
+        let pattern = /127\.0\.0\.1 - - \[\d{2}\/[A-Z][a-z]{2}\/\d{4} \d{2}:\d{2}:\d{2}\] "GET \/hello\.txt\?(\d+) HTTP\/1\.1" 200 -/
+        let order = lines.dropLast().map { $0.wholeMatch(of: pattern).flatMap { Int($0.1) } }
+        #expect(order == Array(0..<count), "\(lines.prefix(3))")
     }
 
     @Test func headersFromTheCommandLineGoOnEveryResponse() throws {
