@@ -342,7 +342,7 @@ open class BaseHTTPRequestHandler {
     /// another event: only callbacks already due run before it is written. Called outside a
     /// running loop, it writes the line at once. Overrides replace all this, as in Python.
     open func logMessage(_ message: String) {
-        writeLogLine("\(addressString()) - - [\(logDateTimeString())] \(logEscape(message))\n")
+        server.logBuffer.writeLine(host: addressString(), date: logDateTimeString(), message: logEscape(message))
     }
 
     /// Writes a finished log line (newline included) to standard error as `logMessage(_:)`
