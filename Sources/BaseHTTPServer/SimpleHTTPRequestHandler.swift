@@ -137,12 +137,11 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     /// Sends a listing of the directory at `path` (`list_directory`): 200 with the page as the
     /// body, or 404 when the directory cannot be read. Subclasses may override.
     open func listDirectory(_ path: String) -> Body? {
-        guard let entries = directoryEntries(path) else {
+        guard let page = directoryListingPage(atPath: path, displayPath: percentDecode(self.path.utf8),
+                                              uploadForm: Self.showsUploadForm) else {
             sendError(404, message: "No permission to list directory")
             return nil
         }
-        let page = directoryListingHTML(displayPath: urlUnquote(self.path), entries: entries,
-                                        uploadForm: Self.showsUploadForm)
         sendResponse(200)
         sendHeader("Content-type", "text/html; charset=utf-8")
         sendHeader("Content-Length", String(page.count))
