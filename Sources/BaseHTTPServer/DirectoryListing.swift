@@ -120,7 +120,9 @@ func listingSortKey(_ bytes: [UInt8]) -> [UInt8] {
     var key: [UInt8] = []
     key.reserveCapacity(bytes.count + 8)
     for (position, codePoint) in text.enumerated() {
-        if codePoint == 0x3A3 {  // Σ: ς at the end of a word, σ elsewhere
+        if codePoint < 0x80 {
+            key.append(isASCIIUppercase(UInt8(codePoint)) ? UInt8(codePoint) | 0x20 : UInt8(codePoint))
+        } else if codePoint == 0x3A3 {  // Σ: ς at the end of a word, σ elsewhere
             appendUTF8(isFinalSigma(text, at: position) ? 0x3C2 : 0x3C3, to: &key)
         } else if let scalar = Unicode.Scalar(codePoint) {
             key.append(contentsOf: scalar.properties.lowercaseMapping.utf8)
