@@ -206,24 +206,3 @@ func splitQuery(_ target: String) -> (path: String, suffix: String) {
     else { return (target, "") }
     return (String(target[..<index]), String(target[index...]))
 }
-
-/// The entries of the directory at `path` as the listing needs them (every name but `.` and
-/// `..`), or nil when it cannot be read.
-func directoryEntries(_ path: String) -> [DirectoryListingEntry]? {
-    guard let directory = opendir(path) else { return nil }
-    defer { closedir(directory) }
-    let descriptor = dirfd(directory)
-    var entries: [DirectoryListingEntry] = []
-    while let entry = readdir(directory) {
-        let name = withUnsafePointer(to: &entry.pointee.d_name) {
-            String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-        }
-        if name == "." || name == ".." { continue }
-        var info = stat()
-        let isLink = fstatat(descriptor, name, &info, AT_SYMLINK_NOFOLLOW) == 0
-            && info.st_mode & Glibc.S_IFMT == Glibc.S_IFLNK
-        let isDir = fstatat(descriptor, name, &info, 0) == 0 && isDirectory(info)
-        entries.append((name: name, isDirectory: isDir, isSymlink: isLink))
-    }
-    return entries
-}

@@ -151,19 +151,37 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     }
 
     /// Sends a listing of the directory at `path` (`list_directory`): 200 with the page as the
-    /// body, or 404 when the directory cannot be read. Subclasses may override.
+    /// body (for `GET`; the head alone for `HEAD`), or 404 "No permission to list directory"
+    /// when the directory cannot be read. Subclasses may override.
+    ///
+    /// Unlike Python's, it answers later: the directory is read, sorted and turned into HTML on
+    /// libuv's thread pool, so a directory of 100,000 entries holds up no other connection.
+    /// It defers the response (`deferResponse()`) and returns nil at once; when the page is
+    /// ready, it sends the head and hands the page to `copyFile(_:)` on the loop thread, then
+    /// finishes the response. So a subclass that calls `sendHead()` (or this) sees nil for a
+    /// listing, as for a redirect, and must not answer again: the listing answers itself. An
+    /// override may still return a `Body` for `doGET()` to write, as Python's does.
     open func listDirectory(_ path: String) -> Body? {
-        guard let entries = directoryEntries(path) else {
-            sendError(404, message: "No permission to list directory")
-            return nil
-        }
-        let page = directoryListingHTML(displayPath: urlUnquote(self.path), entries: entries,
-                                        uploadForm: Self.showsUploadForm)
-        sendResponse(200)
-        sendHeader("Content-type", "text/html; charset=utf-8")
-        sendHeader("Content-Length", String(page.count))
-        endHeaders()
-        return .bytes(page)
+        let response = deferResponse()
+        // Only plain values cross to the pool; the handler stays on the loop thread.
+        let displayPath = percentDecode(self.path.utf8)
+        let uploadForm = Self.showsUploadForm
+        let sendsBody = command != "HEAD"
+        server.loop.runInThreadPool({
+            directoryListingPage(atPath: path, displayPath: displayPath, uploadForm: uploadForm)
+        }, then: { [self] page in
+            if let page {
+                sendResponse(200)
+                sendHeader("Content-type", "text/html; charset=utf-8")
+                sendHeader("Content-Length", String(page.count))
+                endHeaders()
+                if sendsBody { copyFile(.bytes(page)) }
+            } else {
+                sendError(404, message: "No permission to list directory")
+            }
+            response.finish()
+        })
+        return nil
     }
 
     /// The `Content-Type` for a file (`guess_type`): `extensionsMap` by the exact extension,
