@@ -6,7 +6,7 @@ import UVLoop
 ///   - displayPath: The request path percent-decoded, as bytes (not necessarily UTF-8).
 ///   - uploadForm: Whether the page carries the upload form.
 /// - Returns: The page, or nil when the directory cannot be read.
-func directoryListingPage(atPath path: String, displayPath: [UInt8], uploadForm: Bool) -> [UInt8]? {
+func directoryListingPage(atPath path: [UInt8], displayPath: [UInt8], uploadForm: Bool) -> [UInt8]? {
     guard case .success(let entries) = readDirectory(atPath: path) else { return nil }
     return directoryListingHTML(displayPath: displayPath, entries: entries, uploadForm: uploadForm)
 }

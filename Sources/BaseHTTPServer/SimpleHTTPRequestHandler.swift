@@ -83,6 +83,10 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     public private(set) lazy var directory: String =
         (server as? DirectoryHTTPServer)?.directory ?? Self.directory
 
+    /// The directory `sendHead()` is about to list when its path is not UTF-8: the lossy
+    /// String `listDirectory(_:)` is given, and the bytes it stands for.
+    private var listingTarget: (path: String, bytes: [UInt8])?
+
     /// `directory` with every symbolic link resolved: what every served path must lie under.
     private lazy var resolvedRoot: [UInt8]? = resolvedPath(Array(directory.utf8))
 
@@ -126,7 +130,10 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
                 file = index
                 contentPath = target + name
             case .missing:
-                return listDirectory(String(decoding: target, as: UTF8.self))
+                // A name that is not UTF-8 reaches the listing through `listingTarget`.
+                let path = String(decoding: target, as: UTF8.self)
+                if !path.utf8.elementsEqual(target) { listingTarget = (path, target) }
+                return listDirectory(path)
             case .refused:
                 // An index page that is a link out of the root is refused, not skipped.
                 return notFound()
@@ -167,8 +174,12 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
         let displayPath = percentDecode(self.path.utf8)
         let uploadForm = Self.showsUploadForm
         let sendsBody = command != "HEAD"
+        // `path` as bytes: those of the directory `sendHead()` found when a String could not
+        // hold its name.
+        let directory = listingTarget.flatMap { $0.path == path ? $0.bytes : nil } ?? Array(path.utf8)
+        listingTarget = nil
         server.loop.runInThreadPool({
-            directoryListingPage(atPath: path, displayPath: displayPath, uploadForm: uploadForm)
+            directoryListingPage(atPath: directory, displayPath: displayPath, uploadForm: uploadForm)
         }, then: { [self] page in
             if let page {
                 sendResponse(200)

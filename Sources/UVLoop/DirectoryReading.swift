@@ -28,7 +28,14 @@ public struct DirectoryEntry: Sendable, Equatable {
 /// - Returns: the entries, or the error that stopped the reading (`UV_EACCES`, `UV_ENOENT`,
 ///   `UV_ENOTDIR`, …).
 public func readDirectory(atPath path: String) -> Result<[DirectoryEntry], UVError> {
-    guard let stream = opendir(path) else { return .failure(UVError(code: -errno)) }
+    readDirectory(atPath: Array(path.utf8))
+}
+
+/// `readDirectory(atPath:)` for a path given as bytes (a directory's name need not be UTF-8).
+public func readDirectory(atPath path: [UInt8]) -> Result<[DirectoryEntry], UVError> {
+    guard let stream = opendir(path.map { CChar(bitPattern: $0) } + [0]) else {
+        return .failure(UVError(code: -errno))
+    }
     defer { closedir(stream) }
     let descriptor = dirfd(stream)
     var entries: [DirectoryEntry] = []

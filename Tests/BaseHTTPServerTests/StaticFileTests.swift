@@ -195,6 +195,14 @@ struct StaticFileTests {
         #expect(try get(running, "/caf%e9.txt?x=1").bodyText == "latin-1 name")
         #expect(try get(running, "/d%FF/in.txt").bodyText == "inside")
         #expect(try get(running, "/d%FF").status == 301)
+        let folder = try get(running, "/d%FF/")
+        #expect(folder.status == 200, "a folder whose name is not UTF-8 opens")
+        #expect(folder.bodyText.contains("<a href=\"in.txt\">in.txt</a>"))
+        #expect(folder.bodyText.contains("Directory listing for /d\u{FFFD}/"))
+        // The root's listing links both names by their bytes, and the links lead back.
+        let root = try get(running, "/")
+        #expect(root.bodyText.contains("href=\"caf%E9.txt\""))
+        #expect(root.bodyText.contains("href=\"d%FF/\""))
         #expect(try get(running, "/caf%C3%A9.txt").status == 404, "the UTF-8 spelling is another name")
         #expect(try get(running, "/d%FF/..%2Fcaf%E9.txt").status == 404)
     }
