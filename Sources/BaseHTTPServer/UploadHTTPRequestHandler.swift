@@ -63,6 +63,9 @@ open class UploadHTTPRequestHandler: SimpleHTTPRequestHandler {
                     } else if let failure = upload.rename(to: name) {
                         refuse(failure, removing: [upload], response)
                     } else {
+                        // The name now means the new file: no request may get the old one
+                        // from the open-file cache (which also holds it as an index page).
+                        server.openFileCache.removeAll()
                         sendResponse(replaces ? 204 : 201)
                         if !replaces { sendHeader("Location", pathPart) }
                         sendHeader("Content-Length", "0")

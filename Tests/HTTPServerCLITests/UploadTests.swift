@@ -154,6 +154,13 @@ struct UploadTests {
         // The upload is served back.
         let back = try runTool(["curl", "-s", fixture.url + "/sub/a.bin", "-o", fixture.base + "/back.bin"])
         #expect(back.status == 0 && sameContents(source, fixture.base + "/back.bin"))
+        // A replacement is what the next GET gets, even though the old file was just served
+        // (and kept open): a PUT empties the open-file cache.
+        let other = fixture.base + "/other.bin"
+        try makeFile(other, 100_000)
+        #expect(try fixture.curlStatus(["-T", other, fixture.url + "/sub/a.bin"]) == 204)
+        let again = try runTool(["curl", "-s", fixture.url + "/sub/a.bin", "-o", fixture.base + "/again.bin"])
+        #expect(again.status == 0 && sameContents(other, fixture.base + "/again.bin"))
         #expect(fixture.leftovers.isEmpty)
         #expect(fixture.names(under: fixture.root) == ["c.bin", "escape", "small.txt", "sub", "sub/a.bin"])
     }
