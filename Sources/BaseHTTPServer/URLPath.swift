@@ -73,18 +73,28 @@ func urlQuote(_ s: String, safe: String = "/") -> String {
 ///   - root: The directory being served, without or with a trailing `/`.
 /// - Returns: `root` joined with the cleaned segments, or `nil` if the path must be refused.
 func translatePath(_ requestPath: String, root: String) -> String? {
+    let raw = pathPart(of: requestPath)
+    if plainPath(raw.utf8) != nil {
+        // Nothing to decode, drop or refuse, and valid UTF-8 already: joined as Strings.
+        return String(Substring(rootDirectoryPrefix(root))) + raw
+    }
     guard let bytes = translatePathBytes(requestPath, root: root) else { return nil }
     return String(validating: bytes, as: UTF8.self)
+}
+
+/// The request target without its `?query` and `#fragment`.
+private func pathPart(of requestPath: String) -> Substring {
+    let raw = Substring(requestPath)
+    guard let end = raw.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") })
+    else { return raw }
+    return raw[..<end]
 }
 
 /// `translatePath(_:root:)` byte for byte: the same mapping and refusals, except that the
 /// segments need not decode to UTF-8 (a name from an old archive, `caf%E9.txt`). The file
 /// system takes any bytes but `/` and NUL, and so does this.
 func translatePathBytes(_ requestPath: String, root: String) -> [UInt8]? {
-    var raw = Substring(requestPath)
-    if let end = raw.utf8.firstIndex(where: { $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "#") }) {
-        raw = raw[..<end]
-    }
+    let raw = pathPart(of: requestPath)
     if let plain = plainPath(raw.utf8) {
         // Nothing to decode, drop or refuse: the root and the path as they are.
         let prefix = rootDirectoryPrefix(root)
