@@ -1,0 +1,104 @@
+import Glibc
+
+/// The head of a file's response: validators (`ETag`, `Last-Modified`), preconditions
+/// (RFC 9110 section 13) and byte ranges.
+extension SimpleHTTPRequestHandler {
+    /// Sends the head for the open `file` (200, 206, 304, 412 or 416) and returns its body,
+    /// or answers 404 when it is not a regular file. Size and times come from `fstat` now,
+    /// cached or not.
+    func sendFileHead(_ file: OpenFile, contentType: String, cached: OpenFileCache.Entry?) -> Body? {
+        var info = stat()
+        // Only regular files: a FIFO or a device would never end.
+        guard fstat(file.descriptor, &info) == 0, info.st_mode & Glibc.S_IFMT == Glibc.S_IFREG else {
+            file.close()
+            return notFound()
+        }
+        let size = Int(info.st_size)
+        let modified = Int(info.st_mtim.tv_sec)
+        let version = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
+        let lastModified: String
+        let etag: String
+        if let known = cached?.validators, known.modified == version, known.size == size {
+            (lastModified, etag) = (known.lastModified, known.entityTag)
+        } else {
+            lastModified = dateTimeString(Double(modified))
+            etag = entityTag(info)
+            cached?.validators = (version, size, lastModified, etag)
+        }
+        switch evaluatePreconditions(etag: etag, modified: modified) {
+        case .proceed:
+            break
+        case .notModified:
+            file.close()
+            sendResponse(304)
+            sendHeader("ETag", etag)
+            sendHeader("Last-Modified", lastModified)
+            endHeaders()
+            return nil
+        case .preconditionFailed:
+            file.close()
+            sendResponse(412)
+            sendHeader("ETag", etag)
+            sendHeader("Content-Length", "0")
+            endHeaders()
+            return nil
+        }
+        var rangeHeader = headers["Range"]
+        if let ifRange = headers["If-Range"], !ifRangeMatches(ifRange, etag: etag, lastModified: lastModified) {
+            rangeHeader = nil
+        }
+        var range = 0..<size
+        switch ByteRangeRequest.parse(rangeHeader, fileSize: size) {
+        case .none:
+            sendResponse(200)
+        case .satisfiable(let selected):
+            range = selected
+            sendResponse(206)
+            sendHeader("Content-Range", contentRangeValue(selected, fileSize: size))
+        case .unsatisfiable:
+            file.close()
+            sendResponse(416)
+            sendHeader("Content-Range", unsatisfiedContentRangeValue(fileSize: size))
+            sendHeader("Content-Length", "0")
+            endHeaders()
+            return nil
+        }
+        sendHeader("Content-type", contentType)
+        sendHeader("Content-Length", String(range.count))
+        sendHeader("Last-Modified", lastModified)
+        sendHeader("ETag", etag)
+        sendHeader("Accept-Ranges", "bytes")
+        endHeaders()
+        return .file(file, range: range)
+    }
+
+    private enum Precondition { case proceed, notModified, preconditionFailed }
+
+    /// RFC 9110 section 13.2.2's order: `If-Match`, else `If-Unmodified-Since` (412 when it
+    /// fails); then `If-None-Match` (304 on a match), else `If-Modified-Since`.
+    private func evaluatePreconditions(etag: String, modified: Int) -> Precondition {
+        if let ifMatch = headers["If-Match"] {
+            if !entityTagListMatches(ifMatch, etag, weak: false) { return .preconditionFailed }
+        } else if let since = headers["If-Unmodified-Since"], let sinceTime = HTTPDate.parse(since),
+                  modified > sinceTime {
+            return .preconditionFailed
+        }
+        if let ifNoneMatch = headers["If-None-Match"] {
+            return entityTagListMatches(ifNoneMatch, etag, weak: true) ? .notModified : .proceed
+        }
+        if let since = headers["If-Modified-Since"], let sinceTime = HTTPDate.parse(since),
+           modified <= sinceTime {
+            return .notModified
+        }
+        return .proceed
+    }
+
+    /// `If-Range`: an entity tag must match strongly, a date exactly (RFC 9110 section 13.1.5).
+    private func ifRangeMatches(_ value: String, etag: String, lastModified: String) -> Bool {
+        let value = value.trimmingASCIIWhitespace()
+        if value.hasPrefix("\"") || value.hasPrefix("W/") {
+            return !value.hasPrefix("W/") && value == etag
+        }
+        return value == lastModified
+    }
+}
