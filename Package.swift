@@ -18,9 +18,18 @@ let package = Package(
             providers: [.apt(["libuv1-dev"])]
         ),
         .target(name: "UVLoop", dependencies: ["CLibUV"]),
+        // OpenSSL, found through pkg-config. Only TLSTransport imports it.
+        .systemLibrary(
+            name: "COpenSSL",
+            path: "COpenSSL",
+            pkgConfig: "openssl",
+            providers: [.apt(["libssl-dev"])]
+        ),
+        // TLS as a Transport over a UVLoop TCP stream, with OpenSSL behind a custom BIO.
+        .target(name: "TLSTransport", dependencies: ["UVLoop", "COpenSSL"]),
         // The request parser is pure Swift over bytes, so it can be fuzzed and benchmarked alone.
         .target(name: "HTTPParser"),
-        .target(name: "BaseHTTPServer", dependencies: ["UVLoop", "HTTPParser"]),
+        .target(name: "BaseHTTPServer", dependencies: ["UVLoop", "HTTPParser", "TLSTransport"]),
         .executableTarget(name: "http-server", dependencies: ["BaseHTTPServer", "UVLoop"]),
         // The handler Scripts/bench measures: "Hello, World!" through BaseHTTPRequestHandler.
         .executableTarget(name: "bench-server", dependencies: ["BaseHTTPServer"]),

@@ -22,6 +22,10 @@ extension HTTPServer {
         public var idleTimeout: Double = 60
         /// How long queued output may make no progress before the connection is closed.
         public var writeTimeout: Double = 60
+        /// How long an HTTPS client may take over its TLS handshake, from the connection's
+        /// accept to the handshake's end; then it is closed (a client that connects and
+        /// stalls, or trickles its hello). Seconds; 0 turns it off.
+        public var handshakeTimeout: Double = 10
         /// How long `shutdown()` lets in-flight requests finish before closing them.
         public var shutdownGracePeriod: Double = 5
 

@@ -1,6 +1,7 @@
 import Glibc
 import HTTPParser
 import Synchronization
+import TLSTransport
 import UVLoop
 
 /// An HTTP server on one libuv loop: Python's `HTTPServer`.
@@ -47,6 +48,13 @@ open class HTTPServer: @unchecked Sendable {
     private var listener: TCPListener?
     /// The open connections; each is owned here until its transport has closed.
     private var connections: [HTTPConnection] = []
+    /// For an HTTPS server: the certificate and key, loaded, that every connection shares.
+    private let tlsContext: TLSContext?
+    /// What a client that sends plain HTTP to an HTTPS server is answered.
+    private let plainHTTPReply: [UInt8]
+    /// TLS connections whose handshake is under way, with the time it began (`clockNow`):
+    /// they become `connections` when it succeeds.
+    private var handshakes: [ObjectIdentifier: (connection: TLSConnection, start: UInt64)] = [:]
     /// The files `SimpleHTTPRequestHandler`s keep open between requests.
     let openFileCache = OpenFileCache()
     private(set) var isShuttingDown = false
@@ -100,8 +108,14 @@ open class HTTPServer: @unchecked Sendable {
     ///   - address: the host (`""` for every IPv4 interface, `"::"` for every interface,
     ///     `"127.0.0.1"`, `"::1"`, …) and the port (0 for any free port).
     ///   - handler: the handler class; one instance serves each connection.
-    /// - Throws: `UVError`, for example `.addressInUse`.
-    public init(_ address: (host: String, port: Int), _ handler: BaseHTTPRequestHandler.Type) throws {
+    ///   - tls: a certificate chain and key to serve HTTPS with instead of HTTP (see
+    ///     `HTTPSServer`, Python's spelling).
+    /// - Throws: `TLSError` when the certificate or key cannot be used (before anything is
+    ///   bound); `UVError`, for example `.addressInUse`.
+    public init(_ address: (host: String, port: Int), _ handler: BaseHTTPRequestHandler.Type,
+                tls: TLSConfiguration? = nil) throws {
+        tlsContext = try tls.map { configuration throws(TLSError) in try TLSContext(configuration) }
+        plainHTTPReply = tls == nil ? [] : HTTPServer.plainHTTPReply()
         loop = try Loop()
         logBuffer = LogBuffer(loop: loop)
         handlerType = handler
@@ -234,13 +248,63 @@ open class HTTPServer: @unchecked Sendable {
     // MARK: Connections
 
     private func accept(_ tcp: TCPConnection) {
-        let connection = HTTPConnection(server: self, transport: tcp)
+        if let tlsContext {
+            let tls = TLSConnection(over: tcp, context: tlsContext, plainHTTPReply: plainHTTPReply) {
+                [unowned self] tls, error in handshakeDidEnd(tls, error)
+            }
+            handshakes[ObjectIdentifier(tls)] = (tls, clockNow)
+            connectionCountDidChange()
+        } else {
+            add(HTTPConnection(server: self, transport: tcp))
+        }
+    }
+
+    private func add(_ connection: HTTPConnection) {
         connection.slot = Int32(connections.count)
         connections.append(connection)
-        openConnections.store(connections.count, ordering: .relaxed)
-        if connections.count >= configuration.maxConnections {
+        connectionCountDidChange()
+    }
+
+    /// Publishes the count, and stops accepting at the cap. Handshakes under way count.
+    private func connectionCountDidChange() {
+        let count = connections.count + handshakes.count
+        openConnections.store(count, ordering: .relaxed)
+        if count >= configuration.maxConnections {
             listener?.pauseAccepting()
+        } else if let listener, !listener.isAccepting, !isShuttingDown {
+            listener.resumeAccepting()
         }
+        if isShuttingDown && count == 0 { loop.stop() }
+    }
+
+    private func handshakeDidEnd(_ tls: TLSConnection, _ error: TLSError?) {
+        guard handshakes.removeValue(forKey: ObjectIdentifier(tls)) != nil else { return }
+        switch error {
+        case nil where !isShuttingDown:
+            add(HTTPConnection(server: self, transport: tls))
+        case nil:
+            tls.close()
+            connectionCountDidChange()
+        case .plainHTTP?:
+            // Logged through a handler, whose class may colour or silence its lines.
+            let address = tls.remoteAddress
+            let handler = handlerType.init(clientAddress: (address?.host ?? "", address?.port ?? 0), server: self)
+            handler.logError("code 400, message Plain HTTP request sent to an HTTPS port")
+            connectionCountDidChange()
+        case .some:
+            // A failed handshake is not logged, as in Python and nginx: a scanner or a client
+            // that refused the certificate would fill the log.
+            connectionCountDidChange()
+        }
+    }
+
+    /// The plain-text answer to plain HTTP on the HTTPS port (nginx answers so too).
+    private static func plainHTTPReply() -> [UInt8] {
+        let body = "400 Bad Request: this port speaks HTTPS, and the request came in plain HTTP.\n"
+            + "Use an https:// URL.\n"
+        let head = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
+        return Array((head + body).utf8)
     }
 
     private func acceptDidFail(_ error: UVError) {
@@ -259,12 +323,7 @@ open class HTTPServer: @unchecked Sendable {
             connections[slot] = last
             last.slot = Int32(slot)
         }
-        openConnections.store(connections.count, ordering: .relaxed)
-        if let listener, !listener.isAccepting, !isShuttingDown,
-           connections.count < configuration.maxConnections {
-            listener.resumeAccepting()
-        }
-        if isShuttingDown && connections.isEmpty { loop.stop() }
+        connectionCountDidChange()
     }
 
     func requestDidComplete() {
@@ -282,13 +341,23 @@ open class HTTPServer: @unchecked Sendable {
     /// `loop.execute`.
     public func closeAllConnections() {
         loop.assertOnLoopThread("HTTPServer.closeAllConnections()")
+        closeHandshakes()
         for connection in connections { connection.abort() }
+    }
+
+    /// Closes the TLS connections whose handshake is under way: they have no request yet.
+    private func closeHandshakes() {
+        let pending = handshakes.values
+        handshakes.removeAll()
+        for (connection, _) in pending { connection.close() }
+        if !pending.isEmpty { connectionCountDidChange() }
     }
 
     private func beginShutdown() {
         guard !isShuttingDown else { return }
         isShuttingDown = true
         listener?.pauseAccepting()
+        closeHandshakes()
         for connection in connections {
             connection.shutdownRequested()
         }
@@ -306,8 +375,11 @@ open class HTTPServer: @unchecked Sendable {
         guard sweepTimer == nil else { return }
         graceTimer?.close()
         graceTimer = nil
-        let timeouts = [configuration.headTimeout, configuration.bodyTimeout,
+        var timeouts = [configuration.headTimeout, configuration.bodyTimeout,
                         configuration.idleTimeout, configuration.writeTimeout].filter { $0 > 0 }
+        if tlsContext != nil && configuration.handshakeTimeout > 0 {
+            timeouts.append(configuration.handshakeTimeout)
+        }
         let interval = UInt64(min(max((timeouts.min() ?? 1) * 1000 / 4, 10), 1000))
         let timer = LoopTimer(loop: loop)
         timer.start(after: interval, repeatEvery: interval) { [unowned self] in sweep() }
@@ -337,11 +409,27 @@ open class HTTPServer: @unchecked Sendable {
         loop.updateTime()
         let now = UInt32(truncatingIfNeeded: loop.now &+ deadlineClockOffset)
         let deadlines = configuration.deadlines
+        if !handshakes.isEmpty { closeLateHandshakes() }
         var index = connections.count
         while index > 0 {
             index -= 1
             if index < connections.count { connections[index].checkDeadlines(now: now, deadlines: deadlines) }
         }
+    }
+
+    /// Closes the TLS connections whose handshake has taken longer than the configuration's
+    /// `handshakeTimeout` (a client that connects and stalls, or trickles its hello).
+    private func closeLateHandshakes() {
+        let timeout = configuration.handshakeTimeout
+        guard timeout > 0 else { return }
+        let limit = UInt64(min(timeout * 1000, 1e15).rounded(.up))
+        let now = clockNow
+        let late = handshakes.values.filter { now &- $0.start >= limit }
+        for (connection, _) in late {
+            handshakes.removeValue(forKey: ObjectIdentifier(connection))
+            connection.close()
+        }
+        if !late.isEmpty { connectionCountDidChange() }
     }
 
     /// Moves the clock the deadlines are checked against forward by `milliseconds` and checks

@@ -295,12 +295,14 @@ open class DirectoryHTTPServer: HTTPServer, @unchecked Sendable {
     /// The directory that `SimpleHTTPRequestHandler`s of this server serve.
     public let directory: String
 
-    /// Binds `address` and listens; each connection's handler serves `directory`.
-    /// - Throws: `UVError`, for example `.addressInUse`.
+    /// Binds `address` and listens; each connection's handler serves `directory`, over HTTPS
+    /// when `tls` is given.
+    /// - Throws: `TLSError` (a certificate or key that cannot be used); `UVError`, for
+    ///   example `.addressInUse`.
     public init(_ address: (host: String, port: Int),
                 _ handler: SimpleHTTPRequestHandler.Type = SimpleHTTPRequestHandler.self,
-                directory: String) throws {
+                directory: String, tls: TLSConfiguration? = nil) throws {
         self.directory = directory
-        try super.init(address, handler)
+        try super.init(address, handler, tls: tls)
     }
 }

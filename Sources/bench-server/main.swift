@@ -13,12 +13,25 @@ final class HelloHandler: BaseHTTPRequestHandler {
 }
 
 signal(SIGPIPE, SIG_IGN)
-let arguments = CommandLine.arguments
-let port = arguments.count > 1 ? Int(arguments[1]) ?? 8080 : 8080
-let host = arguments.count > 2 ? arguments[2] : "127.0.0.1"
-let server = try HTTPServer((host, port), HelloHandler.self)
+// bench-server [PORT [HOST]] [--tls-cert PATH --tls-key PATH [--no-tls-resumption]]
+var arguments = Array(CommandLine.arguments.dropFirst())
+@MainActor func take(_ flag: String) -> String? {
+    guard let index = arguments.firstIndex(of: flag), index + 1 < arguments.count else { return nil }
+    defer { arguments.removeSubrange(index...(index + 1)) }
+    return arguments[index + 1]
+}
+let certificate = take("--tls-cert")
+let key = take("--tls-key")
+let resumption = !arguments.contains("--no-tls-resumption")
+arguments.removeAll { $0 == "--no-tls-resumption" }
+let port = arguments.count > 0 ? Int(arguments[0]) ?? 8080 : 8080
+let host = arguments.count > 1 ? arguments[1] : "127.0.0.1"
+let tls = certificate.map {
+    TLSConfiguration(certificateChain: $0, privateKey: key, sessionResumption: resumption)
+}
+let server = try HTTPServer((host, port), HelloHandler.self, tls: tls)
 server.configuration.idleTimeout = 3600
 server.configuration.maxConnections = 1_000_000
 server.configuration.busyPollLimit = 0.0001  // as `http-server`: a load-test target polls
-print("bench-server listening on \(host):\(server.serverPort)")
+print("bench-server listening on \(host):\(server.serverPort)\(tls == nil ? "" : " (HTTPS)")")
 try server.serveForever()

@@ -4,9 +4,11 @@ import Glibc
 
 let usage = """
     usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [-H NAME VALUE]
-                       [--content-type TYPE] [--upload] [--max-upload-size BYTES] [port]
+                       [--content-type TYPE] [--upload] [--max-upload-size BYTES]
+                       [--tls-cert PATH] [--tls-key PATH] [--tls-password-file PATH] [port]
 
-    Serves the files of a directory over HTTP (GET and HEAD), with directory listings.
+    Serves the files of a directory over HTTP (GET and HEAD), with directory listings; over
+    HTTPS with --tls-cert.
 
     positional arguments:
       port                  the port to listen on (default: 8000; 0 picks a free one)
@@ -32,6 +34,12 @@ let usage = """
                             listing shows a form). Off by default: PUT and POST get 501
       --max-upload-size BYTES
                             refuse uploads larger than this with 413 (default: no limit)
+      --tls-cert PATH       serve HTTPS (TLS 1.2 and 1.3) with the PEM certificate chain in
+                            PATH; the file may hold the private key too
+      --tls-key PATH        the PEM private key, when it is not in the --tls-cert file
+      --tls-password-file PATH
+                            the password of an encrypted private key: the file's first
+                            line (surrounding white space removed)
 
     Ctrl-C or SIGTERM stops the server: it stops accepting, and responses in flight get up
     to 5 s to finish; a second Ctrl-C (or SIGTERM) stops it at once. It exits 0 either way.
@@ -57,11 +65,15 @@ struct Options: Sendable {
     var defaultContentType = "application/octet-stream"
     var upload = false
     var maxUploadSize: Int?
+    /// `--tls-cert`, `--tls-key`, and the password read from `--tls-password-file`.
+    var tlsCertificate: String?
+    var tlsKey: String?
+    var tlsPassword: String?
 }
 
 /// Prints `message` and the usage line to standard error and exits with status 2.
 func fail(_ message: String) -> Never {
-    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [-H NAME VALUE] [--content-type TYPE] [--upload] [--max-upload-size BYTES] [port]\n")
+    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [-H NAME VALUE] [--content-type TYPE] [--upload] [--max-upload-size BYTES] [--tls-cert PATH] [--tls-key PATH] [--tls-password-file PATH] [port]\n")
     writeAll(to: STDERR_FILENO, "http-server: error: \(message)\n")
     exit(2)
 }
@@ -69,6 +81,7 @@ func fail(_ message: String) -> Never {
 func parse(_ arguments: [String]) -> Options {
     var options = Options()
     var sawPort = false
+    var passwordFile: String?
     var index = 0
     func value(for flag: String) -> String {
         index += 1
@@ -119,6 +132,12 @@ func parse(_ arguments: [String]) -> Options {
                 fail("argument --max-upload-size: invalid size: '\(text)' (a number of bytes)")
             }
             options.maxUploadSize = bytes
+        case "--tls-cert":
+            options.tlsCertificate = inline ?? value(for: flag)
+        case "--tls-key":
+            options.tlsKey = inline ?? value(for: flag)
+        case "--tls-password-file":
+            passwordFile = inline ?? value(for: flag)
         default:
             guard !argument.hasPrefix("-") || argument == "-" else {
                 fail("unrecognized argument: \(argument)")
@@ -132,7 +151,39 @@ func parse(_ arguments: [String]) -> Options {
         }
         index += 1
     }
+    if options.tlsKey != nil && options.tlsCertificate == nil {
+        fail("--tls-key requires --tls-cert to be set")
+    }
+    if let passwordFile {
+        guard options.tlsCertificate != nil else { fail("--tls-password-file requires --tls-cert to be set") }
+        options.tlsPassword = readPassword(passwordFile)
+    }
     return options
+}
+
+/// The password in `path`: the file's text without the white space around it, as Python's
+/// `f.read().strip()`.
+private func readPassword(_ path: String) -> String {
+    let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+    guard descriptor >= 0 else {
+        fail("Failed to read TLS password file: \(String(cString: strerror(errno))): '\(path)'")
+    }
+    defer { close(descriptor) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let count = read(descriptor, &chunk, chunk.count)
+        if count < 0 && errno == EINTR { continue }
+        guard count >= 0 else {
+            fail("Failed to read TLS password file: \(String(cString: strerror(errno))): '\(path)'")
+        }
+        if count == 0 { break }
+        bytes += chunk[..<count]
+        guard bytes.count <= 1 << 16 else { fail("Failed to read TLS password file: larger than 64 KiB: '\(path)'") }
+    }
+    let isSpace: (UInt8) -> Bool = { $0 == 0x20 || (0x09...0x0D).contains($0) }
+    let trimmed = bytes.drop(while: isSpace).reversed().drop(while: isSpace).reversed()
+    return String(decoding: trimmed, as: UTF8.self)
 }
 
 /// Whether `name` can be a header field's name: a token (RFC 9110 §5.1), so that `-H` cannot

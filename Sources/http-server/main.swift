@@ -80,9 +80,15 @@ guard fstatat(AT_FDCWD, directory, &info, 0) == 0, info.st_mode & S_IFMT == S_IF
     fail("argument -d/--directory: '\(options.directory)' is not a directory")
 }
 
+let tls = options.tlsCertificate.map {
+    TLSConfiguration(certificateChain: $0, privateKey: options.tlsKey, password: options.tlsPassword)
+}
 let server: DirectoryHTTPServer
 do {
-    server = try DirectoryHTTPServer((options.bind, options.port), FileHandler.self, directory: directory)
+    server = try DirectoryHTTPServer((options.bind, options.port), FileHandler.self, directory: directory, tls: tls)
+} catch let error as TLSError {
+    writeAll(to: STDERR_FILENO, "http-server: \(error)\n")
+    exit(1)
 } catch {
     writeAll(to: STDERR_FILENO, "http-server: cannot listen on \(options.bind) port \(options.port): \(error)\n")
     exit(1)
@@ -94,12 +100,14 @@ server.configuration.busyPollLimit = 0.0001
 stopOnSignals(server)
 let host = server.serverAddress.host
 let urlHost = host.contains(":") ? "[\(host)]" : host
-let url = "http://\(urlHost):\(server.serverPort)/"
+let scheme = tls == nil ? "http" : "https"
+let url = "\(scheme)://\(urlHost):\(server.serverPort)/"
+let banner = "Serving \(scheme.uppercased()) on \(host) port \(server.serverPort)"
 if canColorize(STDOUT_FILENO) {
     let (green, cyan, reset) = (LogColor.green, LogColor.cyan, LogColor.reset)
-    writeAll(to: STDOUT_FILENO, "\(green)Serving HTTP on \(host) port \(server.serverPort) (\(cyan)\(url)\(green)) ...\(reset)\n")
+    writeAll(to: STDOUT_FILENO, "\(green)\(banner) (\(cyan)\(url)\(green)) ...\(reset)\n")
 } else {
-    writeAll(to: STDOUT_FILENO, "Serving HTTP on \(host) port \(server.serverPort) (\(url)) ...\n")
+    writeAll(to: STDOUT_FILENO, "\(banner) (\(url)) ...\n")
 }
 do {
     try server.serveForever()
