@@ -239,7 +239,7 @@ def record(args):
     result["cpu_us_per_req"] = (ticks / CLOCK_TICKS * 1e6 / requests) if requests else None
     result["errors"] = (result["non2xx"] + result["connect"] + result["read"]
                         + result["write"] + result["timeout"])
-    if requests is None or not result["alive"] or result["wrk_rc"] != 0:
+    if not requests or not result["alive"] or result["wrk_rc"] != 0:
         result["errors"] += 1
         result["failed"] = True
     notes = [kv["note"]] if kv.get("note") else []
@@ -583,6 +583,10 @@ def report(path, markdown_path):
                    "handshake (T2 req/s = handshakes/s). Before each run a check asks for / "
                    "over TLS 1.3 and offers the session back on a second connection; no "
                    "answer or a resumed session is an error.",
+                   "T2: wrk makes its side of each handshake on its one thread, and that "
+                   "side can cost more CPU than the server's: with CPU 1 near 100% busy and "
+                   "the server's CPU well under, req/s is wrk's limit, and CPU/req the "
+                   "figure to compare.",
                    "T3: as S5 (bytes/conn = the server's RSS growth / connections held), "
                    "over TLS; the extra request includes its handshake."]
     if "U1" in scenarios:
