@@ -9,19 +9,24 @@
                                              descendants (nginx's worker, for one), then
                                              the busy ticks of CPUs 0 and 1
     bench_tool.py record KEY=VALUE ...       one JSON line for a wrk run (see record())
-    bench_tool.py annotate log_lines=N       add the access log's line count to the JSON
-                                             line on stdin (see annotate())
+    bench_tool.py tls-check PORT CAFILE      print what is wrong with the HTTPS answer
+                                             on PORT, if anything (see tls_check())
+    bench_tool.py annotate KEY=VALUE ...     add the access log's line count or a failed
+                                             check to the JSON line on stdin (see
+                                             annotate())
     bench_tool.py report RESULTS.jsonl MD    print the median table; write it as Markdown to MD
 """
 import json
 import os
 import re
 import socket
+import ssl
 import statistics
 import sys
 import time
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 
 # --- processes -------------------------------------------------------------------------
@@ -81,6 +86,83 @@ def cpu_busy(count):
                 values = [int(v) for v in match.group(2).split()]
                 busy[int(match.group(1))] = sum(values[:8]) - values[3] - values[4]
     return busy
+
+
+# --- HTTP(S) clients -------------------------------------------------------------------
+
+def response_complete(buffer):
+    """(status, done) for the bytes read so far; status None until the head is in."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None, False
+    head = buffer[:end].decode("latin-1").split("\r\n")
+    try:
+        status = int(head[0].split()[1])
+    except (IndexError, ValueError):
+        return -1, True
+    length = 0
+    for line in head[1:]:
+        name, _, value = line.partition(":")
+        if name.strip().lower() == "content-length":
+            length = int(value.strip())
+    return status, len(buffer) >= end + 4 + length
+
+
+def tls_client_context(cafile=None):
+    """A client context for the T scenarios: TLS 1.3 only. With cafile, the server's
+    certificate must chain to it and name 127.0.0.1 (subjectAltName); without, it is not
+    verified."""
+    if cafile:
+        context = ssl.create_default_context(cafile=cafile)
+    else:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
+
+
+def _tls_get(port, context, session=None):
+    """GET / on a new TLS connection, offering session if given. Returns (status, body,
+    the SSLSocket, still open)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = context.wrap_socket(raw, server_hostname="127.0.0.1", session=session)
+    s.sendall(REQUEST)
+    buffer = b""
+    while True:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise OSError("closed before the response")
+        buffer += chunk
+        status, done = response_complete(buffer)
+        if done:
+            return status, buffer[buffer.find(b"\r\n\r\n") + 4:], s
+
+
+def tls_check(port, cafile):
+    """For the T scenarios, before a run: GET / over TLS 1.3, the certificate verified
+    against cafile, must answer 200 "Hello, World!"; then a second connection offers the
+    first one's session, and the server must not resume it (session cache and tickets
+    off: every new connection a full handshake, which T2 means to measure). Returns (what
+    is wrong or "", what was negotiated)."""
+    context = tls_client_context(cafile)
+    try:
+        status, body, first = _tls_get(port, context)
+    except (OSError, ValueError) as error:
+        return f"check: no HTTPS (TLS 1.3) answer: {error}", ""
+    with first:
+        details = f"{first.version()} {first.cipher()[0]}"
+        if status != 200 or body != b"Hello, World!":
+            return f"check: expected 200 Hello, World!, got {status} {body[:40]!r}", details
+        session = first.session
+    try:
+        _, _, second = _tls_get(port, context, session)
+    except (OSError, ValueError) as error:
+        return f"check: second HTTPS connection failed: {error}", details
+    with second:
+        if second.session_reused:
+            return "check: the server resumed a TLS session (resumption must be off)", details
+    return "", details + ", resumption refused"
 
 
 # --- wrk -------------------------------------------------------------------------------
@@ -157,7 +239,7 @@ def record(args):
     result["cpu_us_per_req"] = (ticks / CLOCK_TICKS * 1e6 / requests) if requests else None
     result["errors"] = (result["non2xx"] + result["connect"] + result["read"]
                         + result["write"] + result["timeout"])
-    if requests is None or not result["alive"] or result["wrk_rc"] != 0:
+    if not requests or not result["alive"] or result["wrk_rc"] != 0:
         result["errors"] += 1
         result["failed"] = True
     notes = [kv["note"]] if kv.get("note") else []
@@ -177,18 +259,27 @@ def record(args):
 
 
 def annotate(line, args):
-    """Adds log_lines (the access log's request lines after the run) to a run's JSON line.
+    """Adds to a run's JSON line: log_lines=N, the access log's request lines after the
+    run, and check=TEXT, what a check before the run found wrong (empty: nothing).
     The log must hold a line for each request the run completed (wrk's count, or the one
-    download): fewer is an error, as the logging would be missing or cut short."""
+    download): fewer is an error, as the logging would be missing or cut short. A failed
+    check is an error."""
     result = json.loads(line)
     kv = dict(arg.split("=", 1) for arg in args)
-    lines = int(kv["log_lines"])
-    result["log_lines"] = lines
-    expected = result.get("requests") or 1
-    if lines < expected and not result.get("failed"):
-        result["errors"] = result.get("errors", 0) + 1
-        note = f"access log has {lines} lines for {expected} requests"
-        result["note"] = f"{result['note']}; {note}" if result.get("note") else note
+    notes = []
+    if "log_lines" in kv:
+        lines = int(kv["log_lines"])
+        result["log_lines"] = lines
+        expected = result.get("requests") or 1
+        if lines < expected and not result.get("failed"):
+            notes.append(f"access log has {lines} lines for {expected} requests")
+    if kv.get("check"):
+        notes.append(kv["check"])
+    if notes:
+        result["errors"] = result.get("errors", 0) + len(notes)
+        if result.get("note"):
+            notes.insert(0, result["note"])
+        result["note"] = "; ".join(notes)
     print(json.dumps(result))
 
 
@@ -204,7 +295,7 @@ def progress(line):
               f" {r.get('cpu1_busy_pct', 0):.0f}%"
               + (f"  FAILED: {r.get('note')}" if r.get("failed")
                  else f"  ({r['note']})" if r.get("note") else ""))
-    elif r["scenario"] == "S5":
+    elif r["scenario"] in ("S5", "T3"):
         b = r.get("bytes_per_conn")
         extra = r.get("extra_ms")
         print(f"{head} held {r.get('held')}/{r.get('target')}"
@@ -231,6 +322,9 @@ SCENARIOS = {
     "S3": "wrk -t1 -c64, 16 requests pipelined per write",
     "S4": "wrk -t1 -c16 -H 'Connection: close': a new connection per request",
     "S5": "idle keep-alive connections (each made one request first)",
+    "T1": "HTTPS, wrk -t1 -c64: 64 keep-alive connections",
+    "T2": "HTTPS, wrk -t1 -c16 -H 'Connection: close': a full TLS handshake per request",
+    "T3": "HTTPS, idle keep-alive connections (each made a handshake and one request)",
     "U1": "one PUT of {size} over loopback, stored on disk",
     "F1": "GET a 4 KiB file, wrk -t1 -c64 keep-alive",
     "F2": "GET a 64 KiB file, wrk -t1 -c64 keep-alive",
@@ -326,7 +420,7 @@ def report(path, markdown_path):
         group = {s: [r for r in runs if r["scenario"] == scenario and r["server"] == s]
                  for s in servers}
         title = f"{scenario}  {SCENARIOS.get(scenario, '')}  (medians of {rounds} rounds)"
-        if scenario == "S5":
+        if scenario in ("S5", "T3"):
             header = ["server", "conns held", "RSS before", "RSS after", "bytes/conn",
                       "extra req", "errors", "ours/peer bytes"]
             med = {}
@@ -481,6 +575,20 @@ def report(path, markdown_path):
               "softirq); high = a noisy run.",
               "errors: non-2xx + socket errors (connect, read, write, timeout) summed over "
               "rounds; must be 0."]
+    if any(s.startswith("T") for s in scenarios):
+        footer += ["T: HTTPS on ours (bench-server --tls-cert --tls-key --no-tls-resumption) "
+                   "and nginx (one worker, ssl_session_cache off, ssl_session_tickets off): "
+                   "TLS 1.3 only, an ECDSA P-256 self-signed certificate made for the bench "
+                   "run, session resumption off, so every new connection is a full "
+                   "handshake (T2 req/s = handshakes/s). Before each run a check asks for / "
+                   "over TLS 1.3 and offers the session back on a second connection; no "
+                   "answer or a resumed session is an error.",
+                   "T2: wrk makes its side of each handshake on its one thread, and that "
+                   "side can cost more CPU than the server's: with CPU 1 near 100% busy and "
+                   "the server's CPU well under, req/s is wrk's limit, and CPU/req the "
+                   "figure to compare.",
+                   "T3: as S5 (bytes/conn = the server's RSS growth / connections held), "
+                   "over TLS; the extra request includes its handshake."]
     if "U1" in scenarios:
         footer += ["U1: MB/s = 10^6 bytes per second from the first byte sent to the "
                    "response; CPU s/GB: the server's CPU seconds per 10^9 bytes stored; sink: "
@@ -555,6 +663,10 @@ def main(argv):
         print(ticks, rss, *cpu_busy(2))
     elif command == "record":
         record(argv[2:])
+    elif command == "tls-check":
+        problem, details = tls_check(int(argv[2]), argv[3])
+        print(details, file=sys.stderr)
+        print(problem)
     elif command == "annotate":
         annotate(sys.stdin.read(), argv[2:])
     elif command == "progress":
