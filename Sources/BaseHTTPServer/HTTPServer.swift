@@ -330,6 +330,10 @@ open class HTTPServer: @unchecked Sendable {
         completedRequests += 1
     }
 
+    /// What the open connections have written that has not left yet (for tests of
+    /// backpressure). On the loop thread.
+    var queuedOutputBytes: Int { connections.reduce(0) { $0 + $1.transport.queuedBytes } }
+
     /// The number of open connections. Safe to read from any thread (for monitoring).
     public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
 

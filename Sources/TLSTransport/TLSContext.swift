@@ -141,6 +141,8 @@ public final class TLSContext {
         SSL_CTX_set_default_passwd_cb_userdata(context, nil)
         guard loaded else {
             let reason = takeErrors()
+            // OpenSSL compares a key with the certificate already loaded as it loads it.
+            if reason.contains("key values mismatch") { throw .keyMismatch(certificate: certificate, key: key) }
             if encrypted { throw .wrongPassword(path: key) }
             throw .invalidPrivateKey(path: key, reason: reason)
         }

@@ -47,6 +47,20 @@ final class RunningServer: @unchecked Sendable {
 
     func client() throws -> RawClient { try RawClient(port: port) }
 
+    /// The bytes the server's connections have written and not yet sent, read on the loop
+    /// thread.
+    func queuedOutputBytes() -> Int {
+        let done = DispatchSemaphore(value: 0)
+        let server = self.server
+        nonisolated(unsafe) var bytes = 0
+        server.loop.execute {
+            bytes = server.queuedOutputBytes
+            done.signal()
+        }
+        done.wait()
+        return bytes
+    }
+
     /// Moves the server's deadline clock forward by `seconds` and checks every deadline, on
     /// the loop thread; returns once that is done. No test waits for a deadline.
     func advanceDeadlineClock(by seconds: Double) {
