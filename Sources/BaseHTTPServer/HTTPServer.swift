@@ -232,6 +232,9 @@ open class HTTPServer: @unchecked Sendable {
         guard !isClosed else { return }
         isClosed = true
         openFileCache.removeAll()
+        // Closed here, so that no handshake reports its end to a server being deinitialized.
+        for (connection, _) in handshakes.values { connection.close() }
+        handshakes.removeAll()
         logBuffer.close()  // Lines logged from here on are written directly.
         listener?.close()
         listener = nil

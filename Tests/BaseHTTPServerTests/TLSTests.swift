@@ -70,7 +70,7 @@ struct TLSTests {
         defer { running.stop() }
         let result = runCommand(["/usr/bin/openssl", "s_client", "-connect", "127.0.0.1:\(running.port)",
                                  "-servername", "localhost", "-CAfile", TLSFiles.shared.certificate,
-                                 "-verify_return_error", "-quiet", "-no_ign_eof"],
+                                 "-verify_return_error", "-quiet"],
                                 input: Array("GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8))
         #expect(result.status == 0, "\(result.output)")
         #expect(result.output.contains("HTTP/1.1 200 OK"), "\(result.output)")
