@@ -6,8 +6,9 @@
                                              PERCENT busy; print the seconds waited
     bench_tool.py proc PID                   "<cpu ticks> <rss kB> <cpu0 busy> <cpu1 busy>":
                                              ticks and RSS summed over PID and its
-                                             descendants (nginx's worker, for one), then
-                                             the busy ticks of CPUs 0 and 1
+                                             descendants (nginx's worker, for one), ticks
+                                             including the reaped children's (a CGI
+                                             script's), then the busy ticks of CPUs 0 and 1
     bench_tool.py record KEY=VALUE ...       one JSON line for a wrk run (see record())
     bench_tool.py tls-check PORT CAFILE      print what is wrong with the HTTPS answer
                                              on PORT, if anything (see tls_check())
@@ -58,15 +59,21 @@ def process_tree(root):
 
 
 def tree_usage(root):
-    """(utime + stime in clock ticks, RSS in kB) over the process tree.
+    """(utime + stime + cutime + cstime in clock ticks, RSS in kB) over the process tree.
 
     /proc/PID/stat of a thread-group leader already counts all of its threads, live and
-    exited, so threads need no separate walk."""
+    exited, so threads need no separate walk. Child processes are counted while they live
+    (and as zombies: they keep their times until reaped) through their own utime and
+    stime, and once reaped through their parent's cutime and cstime, which then hold
+    everything the child and its own reaped descendants used: a CGI script that ran and
+    was reaped between two samples counts in the difference. (A child reaped between the
+    reads of its parent's stat and its own is missed by that one sample.)"""
     ticks = rss = 0
     for pid in process_tree(root):
         try:
             fields = _stat_fields(pid)
-            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+            # utime, stime, cutime, cstime (fields 14-17)
+            ticks += sum(int(v) for v in fields[11:15])
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
                     if line.startswith("VmRSS:"):
