@@ -221,13 +221,20 @@ def record(args):
     """KEY=VALUE arguments: scenario, server, round, wrk (file), before, after (the
     output of `proc` before and after the run), alive (1/0), rc; optional: note (what a
     check before the run found wrong: an error), min_bytes_per_req and max_bytes_per_req
-    (bounds on wrk's bytes read per request, headers included: outside them, an error).
+    (bounds on wrk's bytes read per request, headers included: outside them, an error),
+    close_delimited=1 (the server's responses have neither Content-Length nor chunked
+    encoding and end at the connection's close: wrk completes each at the close, then
+    counts that close as a read error; up to one read error per request is moved to
+    read_at_close and not counted as an error, the rest are).
     Prints one JSON line."""
     kv = dict(arg.split("=", 1) for arg in args)
     with open(kv["wrk"]) as f:
         text = f.read()
     result = {"scenario": kv["scenario"], "server": kv["server"], "round": int(kv["round"])}
     result.update(parse_wrk(text))
+    if kv.get("close_delimited") == "1":
+        result["read_at_close"] = min(result["read"], result["requests"] or 0)
+        result["read"] -= result["read_at_close"]
     before = [int(v) for v in kv["before"].split()]
     after = [int(v) for v in kv["after"].split()]
     result["rss_kb"] = after[1]
@@ -318,6 +325,7 @@ def progress(line):
               f"  other on CPU0 {r.get('cpu0_other_pct', 0):.0f}% CPU1 busy"
               f" {r.get('cpu1_busy_pct', 0):.0f}%"
               + ("  FAILED" if r.get("failed") else "")
+              + (f"  ({r['read_at_close']} reads at close)" if r.get("read_at_close") else "")
               + (f"  ({r['note']})" if r.get("note") else ""))
 
 
@@ -339,6 +347,7 @@ SCENARIOS = {
     "F4": "GET a {size} file of random bytes, one connection",
     "F5": "GET /dir/, a listing of 1,000 files, wrk -t1 -c16",
     "F6": "GET the 4 KiB file with If-Modified-Since after its mtime (304), wrk -t1 -c64",
+    "C1": "GET /cgi-bin/hello.sh, a shell CGI script, wrk -t1 -c16 keep-alive",
 }
 
 
@@ -614,6 +623,21 @@ def report(path, markdown_path):
                    "F1/F2/F5/F6: a curl before each run checks the answer (F6: 304 without a "
                    "body), and wrk's bytes read per request must fit (F6: under 4 KiB); a "
                    "failed check is an error."]
+    if any(s.startswith("C") for s in scenarios):
+        footer += ["C1: ours = http-server --cgi -b 127.0.0.1 -d DIR; lighttpd: one process, "
+                   "mod_cgi (the script executed directly); python: `python3 -m http.server "
+                   "--cgi` as typed (HTTP/1.0: a connection per request). Each forks and execs "
+                   "/bin/sh per request; CPU/req includes the scripts' CPU (the server's "
+                   "cutime+cstime once it reaped them). Each logs every request to a file on "
+                   "disk; a log with fewer lines than requests is an error. A curl before each "
+                   "run checks for 200 and the body Hello, World!\\n; a failed check is an "
+                   "error.",
+                   "C1: a response that ends at the connection's close (no Content-Length, "
+                   "not chunked: python's) makes wrk count a read error after completing it; "
+                   "when the check saw such a response, up to one read error per request is "
+                   "not counted as an error (read_at_close in results.jsonl). wrk also opens "
+                   "a connection it drops at once after each such response, so python "
+                   "accepts two connections per request."]
     if notes:
         footer.append("flagged:")
         footer.extend("  " + n for n in notes)
