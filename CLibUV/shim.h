@@ -13,11 +13,13 @@
 #include <linux/openat2.h>
 #endif
 
-// Swift imports uv_tcp_t, uv_stream_t and uv_handle_t as unrelated structs; C's "first member"
-// up-casts are spelled here once instead of with unsafeBitCast at every call site.
+// Swift imports uv_tcp_t, uv_pipe_t, uv_stream_t and uv_handle_t as unrelated structs; C's
+// "first member" up-casts are spelled here once instead of with unsafeBitCast at every call site.
 static inline uv_stream_t *cuv_tcp_as_stream(uv_tcp_t *tcp) { return (uv_stream_t *)tcp; }
 static inline uv_handle_t *cuv_tcp_as_handle(uv_tcp_t *tcp) { return (uv_handle_t *)tcp; }
 static inline uv_handle_t *cuv_stream_as_handle(uv_stream_t *s) { return (uv_handle_t *)s; }
+static inline uv_stream_t *cuv_pipe_as_stream(uv_pipe_t *p) { return (uv_stream_t *)p; }
+static inline uv_handle_t *cuv_process_as_handle(uv_process_t *p) { return (uv_handle_t *)p; }
 static inline uv_handle_t *cuv_timer_as_handle(uv_timer_t *t) { return (uv_handle_t *)t; }
 static inline uv_handle_t *cuv_async_as_handle(uv_async_t *a) { return (uv_handle_t *)a; }
 static inline uv_handle_t *cuv_signal_as_handle(uv_signal_t *s) { return (uv_handle_t *)s; }

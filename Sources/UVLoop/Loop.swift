@@ -33,8 +33,8 @@ public final class Loop: @unchecked Sendable {
     /// Whether `close()` ran: the `uv_loop_t` is then freed (or, after `EBUSY`, abandoned).
     private(set) var isClosed = false
 
-    /// Connections created on this loop and not yet closed (their close callback has not run).
-    /// Internal: the tests read it to find leaks.
+    /// Streams (TCP connections and pipes) created on this loop and not yet closed (their close
+    /// callback has not run). Internal: the tests read it to find leaks.
     var liveConnections = 0
 
     /// Creates a loop with its own `uv_loop_t` and a read buffer of `readBufferSize` bytes.
@@ -364,6 +364,9 @@ public final class Loop: @unchecked Sendable {
     /// Closes every handle still open on the loop, runs it until their close callbacks have
     /// run, and closes the `uv_loop_t`. Called on the loop thread, after `run()` returned.
     ///
+    /// A child process still running is killed (`SIGKILL`), and this waits until it has been
+    /// reaped and its `onExit` has run.
+    ///
     /// Blocks queued with `execute(_:)` before the call still run; later ones are dropped.
     /// Afterwards a second `close()` does nothing, and every other use of the loop that needs
     /// the `uv_loop_t` (running it, its time, a new timer, listener, connection or file
@@ -380,7 +383,9 @@ public final class Loop: @unchecked Sendable {
             let (count, owners) = openHandles()
             if count == 0 { break }
             for owner in owners { owner.close() }
-            uv_run(raw, UV_RUN_NOWAIT)
+            // Blocks only while no handle is closing: for a killed child's exit, which its
+            // handle waits for before it closes.
+            uv_run(raw, UV_RUN_ONCE)
         }
         uv_close(cuv_async_as_handle(wakeUp)) { handle in
             UnsafeMutableRawPointer(handle!).assumingMemoryBound(to: uv_async_t.self).deallocate()
@@ -418,6 +423,7 @@ final class PthreadLock: @unchecked Sendable {
 }
 
 /// An owner of a libuv handle on a loop, which the loop can ask to close when it closes.
+/// `close()` closes the handle at once, except a running child's, which closes after its exit.
 protocol LoopResource: AnyObject {
     func close()
 }

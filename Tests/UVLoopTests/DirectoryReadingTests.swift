@@ -7,10 +7,7 @@ private struct TemporaryDirectory {
     let path: String
 
     init() {
-        var template = Array("/tmp/uvloop-dir-XXXXXX".utf8CString)
-        let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
-        precondition(made != nil, "mkdtemp failed")
-        path = String(decoding: template.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        path = makeTemporaryDirectory("uvloop-dir")
     }
 
     /// The NUL-terminated path of the entry `name`.

@@ -35,7 +35,7 @@ struct LoopLifecycleTests {
 /// Every entry point that needs the `uv_loop_t`, for the tests that call them after `close()`.
 enum LoopEntryPoint: String, CaseIterable, Codable, Sendable {
     case run, runOnce, stop, now, updateTime, busyPollLimit
-    case timer, listener, connect, fileOpen, fileRead, fileStat, fileClose
+    case timer, listener, connect, fileOpen, fileRead, fileStat, fileClose, spawn
 
     /// Uses `loop` through this entry point.
     func use(_ loop: Loop) throws {
@@ -53,6 +53,7 @@ enum LoopEntryPoint: String, CaseIterable, Codable, Sendable {
         case .fileRead: File(adopting: dup(0), loop: loop).read(count: 1, at: 0) { _ in }
         case .fileStat: File(adopting: dup(0), loop: loop).stat { _ in }
         case .fileClose: File(adopting: dup(0), loop: loop).close()
+        case .spawn: _ = try ChildProcess.spawn(loop: loop, .init(executable: "/bin/true")) { _, _ in }
         }
     }
 }

@@ -29,29 +29,43 @@ func raiseFileLimit() {
     setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
 }
 
-/// A delegate made of closures, for tests that need one behaviour per connection.
-final class Callbacks: TransportDelegate {
-    var onRead: (TCPConnection, UnsafeRawBufferPointer) -> Void = { _, _ in }
-    var onEOF: (TCPConnection) -> Void = { $0.close() }
-    var onFail: (TCPConnection, UVError) -> Void = { connection, _ in connection.close() }
-    var onClose: (TCPConnection) -> Void = { _ in }
+/// A delegate made of closures, for tests that need one behaviour per stream.
+final class StreamCallbacks<Connection: StreamConnection>: TransportDelegate {
+    var onRead: (Connection, UnsafeRawBufferPointer) -> Void = { _, _ in }
+    var onEOF: (Connection) -> Void = { $0.close() }
+    var onFail: (Connection, UVError) -> Void = { connection, _ in connection.close() }
+    var onWrite: (Connection) -> Void = { _ in }
+    var onClose: (Connection) -> Void = { _ in }
 
     func transport(_ transport: any Transport, didRead bytes: UnsafeRawBufferPointer) {
-        let connection = transport as! TCPConnection
-        onRead(connection, bytes)
+        onRead(transport as! Connection, bytes)
     }
     func transportDidReadEOF(_ transport: any Transport) {
-        let connection = transport as! TCPConnection
-        onEOF(connection)
+        onEOF(transport as! Connection)
     }
     func transport(_ transport: any Transport, didFail error: UVError) {
-        let connection = transport as! TCPConnection
-        onFail(connection, error)
+        onFail(transport as! Connection, error)
+    }
+    func transportDidWrite(_ transport: any Transport) {
+        onWrite(transport as! Connection)
     }
     func transportDidClose(_ transport: any Transport) {
-        let connection = transport as! TCPConnection
-        onClose(connection)
+        onClose(transport as! Connection)
     }
+}
+
+/// The delegate the TCP tests use.
+typealias Callbacks = StreamCallbacks<TCPConnection>
+
+/// Makes a new directory `/tmp/<prefix>-XXXXXX` (`mkdtemp`); returns its path with symbolic
+/// links resolved, as a process that moves there sees it.
+func makeTemporaryDirectory(_ prefix: String) -> String {
+    var template = Array("/tmp/\(prefix)-XXXXXX".utf8CString)
+    let made = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+    precondition(made != nil, "mkdtemp failed")
+    let resolved = realpath(template, nil)!
+    defer { free(resolved) }
+    return String(cString: resolved)
 }
 
 /// A small deterministic generator, so failures replay.
