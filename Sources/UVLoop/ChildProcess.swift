@@ -4,10 +4,12 @@ import Glibc
 /// A program running as a child process (`uv_spawn`), with pipes to its standard streams.
 ///
 /// The program is run directly: no shell, no `PATH` search, exactly the environment given.
-/// It inherits no descriptor but its three standard streams (every descriptor libuv and this
-/// package open is close-on-exec), and libuv resets every signal's disposition and the signal
-/// mask in the child, so the `SIGPIPE` the server ignores is fatal to the child again, as a
-/// program expects.
+/// It inherits no descriptor the server opened but its three standard streams: every
+/// descriptor libuv and this package open is close-on-exec. (One the server process was itself
+/// given without close-on-exec by whatever started it passes on, as it would through any
+/// `exec`.) libuv resets the standard signals (1 to 31) to their default actions and empties
+/// the signal mask in the child, so the `SIGPIPE` the server ignores is fatal to the child
+/// again, as a program expects.
 ///
 /// A child is always reaped. Its handle stays open until libuv has collected its exit status,
 /// then `onExit` runs, once, and the handle closes. `close()` (and so the loop's `close()`)
