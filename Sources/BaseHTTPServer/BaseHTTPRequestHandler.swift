@@ -103,6 +103,19 @@ open class BaseHTTPRequestHandler {
         }
     }
 
+    /// Whether the client has closed its side of the connection (or the connection is gone).
+    var clientHasClosed: Bool { connection?.machine.peerClosed ?? true }
+
+    /// Makes the current request ask for `path` with `GET` (a `HEAD` stays one): how a CGI
+    /// script's local redirect is served (RFC 3875 §6.2.2).
+    func rewriteRequest(path: String) {
+        let method = command == "HEAD" ? "HEAD" : "GET"
+        withRequest(()) { request in
+            request.path = path
+            request.command = method
+        }
+    }
+
     /// The request's version string, such as `"HTTP/1.1"` (`defaultRequestVersion` for HTTP/0.9).
     public var requestVersion: String {
         withRequest(Self.defaultRequestVersion) { request in

@@ -57,6 +57,11 @@ open class HTTPServer: @unchecked Sendable {
     private var handshakes: [ObjectIdentifier: (connection: TLSConnection, start: UInt64)] = [:]
     /// The files `SimpleHTTPRequestHandler`s keep open between requests.
     let openFileCache = OpenFileCache()
+    /// How many CGI scripts run, and which wait (`CGIHTTPRequestHandler`).
+    let cgiSlots = CGISlots()
+    /// Checks run at every sweep with the deadline clock's time (`clockNow`): a check that
+    /// returns false is dropped. For deadlines other than a connection's (a CGI script's).
+    private var deadlineWatchers: [(UInt64) -> Bool] = []
     private(set) var isShuttingDown = false
     /// Whether `serverClose()` ran: the loop and the listening socket are gone.
     private var isClosed = false
@@ -417,12 +422,27 @@ open class HTTPServer: @unchecked Sendable {
         let now = UInt32(truncatingIfNeeded: loop.now &+ deadlineClockOffset)
         let deadlines = configuration.deadlines
         if !handshakes.isEmpty { closeLateHandshakes() }
+        if !deadlineWatchers.isEmpty {
+            let watchers = deadlineWatchers
+            deadlineWatchers = []
+            let now = clockNow
+            deadlineWatchers += watchers.filter { $0(now) }
+        }
         var index = connections.count
         while index > 0 {
             index -= 1
             if index < connections.count { connections[index].checkDeadlines(now: now, deadlines: deadlines) }
         }
     }
+
+    /// Runs `check` at every sweep (at least once a second while serving) with the deadline
+    /// clock's time in milliseconds, until it returns false. On the loop thread.
+    func watchDeadlines(_ check: @escaping (_ now: UInt64) -> Bool) {
+        deadlineWatchers.append(check)
+    }
+
+    /// Whether the server speaks HTTPS.
+    public var isHTTPS: Bool { tlsContext != nil }
 
     /// Closes the TLS connections whose handshake has taken longer than the configuration's
     /// `handshakeTimeout` (a client that connects and stalls, or trickles its hello).

@@ -37,3 +37,27 @@ final class FileHandler: UploadHTTPRequestHandler {
         writeColoredLogLine(logEscape(message))
     }
 }
+
+/// `--cgi`: runs the scripts under `/cgi-bin` and `/htbin` and serves the rest of the
+/// directory (GET and HEAD), as Python's `--cgi`.
+final class CGIFileHandler: CGIHTTPRequestHandler {
+    override class var protocolVersion: String { options.protocolVersion }
+    override class var responseHeaders: [(String, String)] { options.responseHeaders }
+    override class var defaultContentType: String { options.defaultContentType }
+
+    // The same colouring as FileHandler's: a class overrides its own log methods.
+    override func logRequest(code: Int? = nil, size: Int? = nil) {
+        guard logsInColor else { return super.logRequest(code: code, size: size) }
+        writeColoredLogLine(coloredRequestLog(code: code, size: size))
+    }
+
+    override func logError(_ message: String) {
+        guard logsInColor else { return super.logError(message) }
+        writeColoredLogLine(coloredErrorLog(message))
+    }
+
+    override func logMessage(_ message: String) {
+        guard logsInColor else { return super.logMessage(message) }
+        writeColoredLogLine(logEscape(message))
+    }
+}

@@ -4,7 +4,7 @@ import Glibc
 
 let usage = """
     usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [-H NAME VALUE]
-                       [--content-type TYPE] [--upload] [--max-upload-size BYTES]
+                       [--content-type TYPE] [--upload] [--max-upload-size BYTES] [--cgi]
                        [--tls-cert PATH] [--tls-key PATH] [--tls-password-file PATH] [port]
 
     Serves the files of a directory over HTTP (GET and HEAD), with directory listings; over
@@ -34,6 +34,9 @@ let usage = """
                             listing shows a form). Off by default: PUT and POST get 501
       --max-upload-size BYTES
                             refuse uploads larger than this with 413 (default: no limit)
+      --cgi                 run the executable files under /cgi-bin and /htbin as CGI
+                            scripts (RFC 3875; GET, HEAD and POST), directly, never through
+                            a shell; serve the rest of the directory as usual
       --tls-cert PATH       serve HTTPS (TLS 1.2 and 1.3) with the PEM certificate chain in
                             PATH; the file may hold the private key too
       --tls-key PATH        the PEM private key, when it is not in the --tls-cert file
@@ -65,6 +68,7 @@ struct Options: Sendable {
     var defaultContentType = "application/octet-stream"
     var upload = false
     var maxUploadSize: Int?
+    var cgi = false
     /// `--tls-cert`, `--tls-key`, and the password read from `--tls-password-file`.
     var tlsCertificate: String?
     var tlsKey: String?
@@ -73,7 +77,7 @@ struct Options: Sendable {
 
 /// Prints `message` and the usage line to standard error and exits with status 2.
 func fail(_ message: String) -> Never {
-    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [-H NAME VALUE] [--content-type TYPE] [--upload] [--max-upload-size BYTES] [--tls-cert PATH] [--tls-key PATH] [--tls-password-file PATH] [port]\n")
+    writeAll(to: STDERR_FILENO, "usage: http-server [-h] [-b ADDRESS] [-d DIRECTORY] [-p VERSION] [-H NAME VALUE] [--content-type TYPE] [--upload] [--max-upload-size BYTES] [--cgi] [--tls-cert PATH] [--tls-key PATH] [--tls-password-file PATH] [port]\n")
     writeAll(to: STDERR_FILENO, "http-server: error: \(message)\n")
     exit(2)
 }
@@ -132,6 +136,8 @@ func parse(_ arguments: [String]) -> Options {
                 fail("argument --max-upload-size: invalid size: '\(text)' (a number of bytes)")
             }
             options.maxUploadSize = bytes
+        case "--cgi":
+            options.cgi = true
         case "--tls-cert":
             options.tlsCertificate = inline ?? value(for: flag)
         case "--tls-key":
@@ -150,6 +156,9 @@ func parse(_ arguments: [String]) -> Options {
             sawPort = true
         }
         index += 1
+    }
+    if options.cgi && options.upload {
+        fail("argument --cgi: not allowed with argument --upload")
     }
     if options.tlsKey != nil && options.tlsCertificate == nil {
         fail("--tls-key requires --tls-cert to be set")

@@ -85,7 +85,8 @@ let tls = options.tlsCertificate.map {
 }
 let server: DirectoryHTTPServer
 do {
-    server = try DirectoryHTTPServer((options.bind, options.port), FileHandler.self, directory: directory, tls: tls)
+    let handler: SimpleHTTPRequestHandler.Type = options.cgi ? CGIFileHandler.self : FileHandler.self
+    server = try DirectoryHTTPServer((options.bind, options.port), handler, directory: directory, tls: tls)
 } catch let error as TLSError {
     writeAll(to: STDERR_FILENO, "http-server: \(error)\n")
     exit(1)

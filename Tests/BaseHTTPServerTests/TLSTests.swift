@@ -23,7 +23,7 @@ private func directoryServer(_ scratch: ScratchDirectory) throws -> RunningServe
 }
 
 /// Polls `condition` (about every 10 ms) for up to 20 s: for an outcome that follows I/O.
-private func eventually(_ condition: () -> Bool) -> Bool {
+func eventually(_ condition: () -> Bool) -> Bool {
     for _ in 0..<2000 {
         if condition() { return true }
         usleep(10_000)
