@@ -12,7 +12,9 @@ final class CGIRun: TransportDelegate {
     private let script: CGIHTTPRequestHandler.Script
     private let response: DeferredResponse
     private var process: ChildProcess?
-    private let server: HTTPServer
+    /// Unowned: the server keeps this run (its deadline watcher) as long as it has to, and a
+    /// strong reference back would keep a server that stopped serving from ever being freed.
+    private unowned let server: HTTPServer
 
     private enum Phase {
         /// Reading the script's header block.

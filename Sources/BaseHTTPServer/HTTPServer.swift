@@ -246,6 +246,10 @@ open class HTTPServer: @unchecked Sendable {
         sweepTimer = nil
         graceTimer = nil
         nextTurnTimer = nil
+        // Runs still watched (a CGI script's) hold their handler, and a handler its server:
+        // let them go with the loop, or the server could never be freed.
+        deadlineWatchers.removeAll()
+        cgiSlots.waiting.removeAll()
         do {
             try loop.close()
         } catch {
