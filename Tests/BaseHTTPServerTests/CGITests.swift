@@ -190,7 +190,7 @@ struct CGITests {
         let response = try #require(try client.readResponse())
         #expect(response.status == 504)
         #expect(eventually { LogBook.shared.contains("\(running.port) CGI script /cgi-bin/stuck.sh killed: silent for 60 s") })
-        #expect(eventually { running.server.cgiSlots.running == 0 }, "the script was reaped")
+        #expect(eventually { running.cgiSlots().running == 0 }, "the script was reaped")
     }
 
     @Test func aClientThatLeavesGetsItsScriptTerminatedThenKilled() throws {
@@ -216,7 +216,7 @@ struct CGITests {
         #expect(kill(pid, 0) == 0, "it ignores SIGTERM")
         running.advanceDeadlineClock(by: 3)  // the kill delay: SIGKILL
         #expect(eventually { kill(pid, 0) != 0 && errno == ESRCH }, "killed and reaped")
-        #expect(eventually { running.server.cgiSlots.running == 0 })
+        #expect(eventually { running.cgiSlots().running == 0 })
     }
 
     @Test func scriptsBeyondTheCapWaitThenGet503() throws {
@@ -230,9 +230,9 @@ struct CGITests {
         defer { running.stop() }
         let first = try running.client(), second = try running.client(), third = try running.client()
         try first.send("GET /cgi-bin/wait.sh HTTP/1.0\r\n\r\n")
-        #expect(eventually { running.server.cgiSlots.running == 1 })
+        #expect(eventually { running.cgiSlots().running == 1 })
         try second.send("GET /cgi-bin/wait.sh HTTP/1.0\r\n\r\n")
-        #expect(eventually { running.server.cgiSlots.waiting.count == 1 })
+        #expect(eventually { running.cgiSlots().waiting == 1 })
         try third.send("GET /cgi-bin/wait.sh HTTP/1.0\r\n\r\n")
         #expect(try third.readResponse()?.status == 503)
         _ = FileManager.default.createFile(atPath: go, contents: nil)
@@ -265,7 +265,7 @@ struct CGITests {
             try client.send("GET /cgi-bin/slow.sh HTTP/1.0\r\n\r\n")
             slow.append(client)
         }
-        #expect(eventually { running.server.cgiSlots.running == 32 && running.server.cgiSlots.waiting.count == 18 })
+        #expect(eventually { running.cgiSlots().running == 32 && running.cgiSlots().waiting == 18 })
         var times: [Double] = []
         for _ in 0..<20 {
             let start = DispatchTime.now().uptimeNanoseconds

@@ -61,6 +61,19 @@ final class RunningServer: @unchecked Sendable {
         return bytes
     }
 
+    /// The CGI scripts running and waiting for a slot, read on the loop thread.
+    func cgiSlots() -> (running: Int, waiting: Int) {
+        let done = DispatchSemaphore(value: 0)
+        let server = self.server
+        nonisolated(unsafe) var counts = (running: 0, waiting: 0)
+        server.loop.execute {
+            counts = (server.cgiSlots.running, server.cgiSlots.waiting.count)
+            done.signal()
+        }
+        done.wait()
+        return counts
+    }
+
     /// Moves the server's deadline clock forward by `seconds` and checks every deadline, on
     /// the loop thread; returns once that is done. No test waits for a deadline.
     func advanceDeadlineClock(by seconds: Double) {
