@@ -9,6 +9,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 #include <sys/syscall.h>
+#include <spawn.h>
+#include <signal.h>
 #if __has_include(<linux/openat2.h>)
 #include <linux/openat2.h>
 #endif
@@ -54,6 +56,21 @@ static inline int cuv_open_beneath(int root, const char *path, int flags) {
     errno = ENOSYS;
     return -1;
 #endif
+}
+
+
+// posix_spawn's file actions that glibc declares as extensions (2.29 and 2.34), for
+// ChildProcess: the child's working directory, and no descriptor above the standard three.
+static inline int cuv_spawn_add_chdir(posix_spawn_file_actions_t *actions, const char *path) {
+    return posix_spawn_file_actions_addchdir_np(actions, path);
+}
+// A connected pair of Unix stream sockets, close-on-exec: what a child's standard stream is
+// made of (as libuv makes it), since a socket can be half-closed (shutdown) and a pipe cannot.
+static inline int cuv_socketpair_cloexec(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds);
+}
+static inline int cuv_spawn_add_closefrom(posix_spawn_file_actions_t *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, lowest);
 }
 
 #endif

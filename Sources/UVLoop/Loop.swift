@@ -37,6 +37,9 @@ public final class Loop: @unchecked Sendable {
     /// callback has not run). Internal: the tests read it to find leaks.
     var liveConnections = 0
 
+    /// Reaps the children `ChildProcess.spawn` started on this loop; made with the first one.
+    var childReaper: ChildReaper?
+
     /// Creates a loop with its own `uv_loop_t` and a read buffer of `readBufferSize` bytes.
     ///
     /// libuv writes to sockets with `write(2)`, which raises `SIGPIPE` when the peer has

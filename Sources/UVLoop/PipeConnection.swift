@@ -10,16 +10,19 @@ import CLibUV
 ///
 /// The end is open in one direction only: the standard input is written, the standard output
 /// and error are read. Writing to a read end fails with `.brokenPipe`; reading a write end
-/// delivers nothing. The pipe outlives the child: its owner closes it (after its end of
+/// delivers an end of input. The pipe outlives the child: its owner closes it (after its end of
 /// input, say), and the loop's `close()` closes what is left.
 public final class PipeConnection: StreamConnection {
-    /// Makes a pipe handle with no descriptor yet: `uv_spawn` opens it.
-    init(loop: Loop) {
+    /// Takes over `descriptor`, one end of a pipe (made non-blocking here).
+    init(loop: Loop, opening descriptor: Int32) {
         let handle = UnsafeMutablePointer<uv_pipe_t>.allocate(capacity: 1)
-        // uv_pipe_init only fills in the struct (no descriptor, no IPC) and always returns 0:
-        // a failure is a libuv that broke its contract. Stop rather than use it.
+        // uv_pipe_init only fills in the struct (no descriptor, no IPC) and always returns 0,
+        // and uv_pipe_open of a pipe's descriptor fails only when it is not one: a failure is
+        // a libuv (or a caller) that broke its contract. Stop rather than use it.
         let status = uv_pipe_init(loop.raw, handle, 0)
         precondition(status == 0, "uv_pipe_init failed: \(UVError(code: status))")
+        let opened = uv_pipe_open(handle, descriptor)
+        precondition(opened == 0, "uv_pipe_open failed: \(UVError(code: opened))")
         super.init(loop: loop, stream: cuv_pipe_as_stream(handle))
     }
 }

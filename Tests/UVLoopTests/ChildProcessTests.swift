@@ -300,7 +300,7 @@ struct ChildProcessTests {
         let loop = try Loop()
         let run = try Run(loop, .init(executable: "hello", workingDirectory: directory.path))
         UVLoopTests.run(loop) { run.isOver }
-        #expect(run.output.text == "hello from ./hello\n")
+        #expect(run.output.text == "hello from hello\n")  // the kernel hands sh the path as given
         #expect(throws: UVError(code: -ENOENT)) {
             _ = try ChildProcess.spawn(loop: loop, .init(executable: "sh", environment: ["PATH=/bin:/usr/bin"],
                                                          workingDirectory: directory.path)) { _, _ in }
@@ -417,10 +417,9 @@ struct ChildProcessTests {
         #expect(input.remoteAddress == nil)
         let sent = [UInt8]("head".utf8).withUnsafeBytes { input.sendFile(prefix: $0, 0, offset: 0, count: 1) }
         #expect(sent == nil)
-        input.startReading()
-        #expect(!input.isReading)
         var writeToTheReadEnd: [UVError?] = []
         output.write(Array("x".utf8)) { writeToTheReadEnd.append($0) }
+        UVLoopTests.run(loop) { !writeToTheReadEnd.isEmpty }
         #expect(writeToTheReadEnd == [.brokenPipe])
         UVLoopTests.run(loop) { run.isOver }
         var lateWrite: [UVError?] = []
