@@ -4,7 +4,7 @@ import UVLoop
 /// Runs CGI scripts (RFC 3875) under `cgiDirectories` and serves every other path as
 /// `SimpleHTTPRequestHandler` does: Python's `CGIHTTPRequestHandler`, without its faults.
 ///
-/// A script runs as a child process on the loop (`uv_spawn`), never through a shell, and
+/// A script runs as a child process of the loop (`posix_spawn`), never through a shell, and
 /// never blocks the server: the request body streams to its standard input and its output
 /// streams to the client, both under backpressure. The script speaks first: its header block
 /// sets the status (`Status:`), a redirect (`Location:`: a local path is served in its

@@ -45,7 +45,7 @@ private func variables(_ body: String) -> [String: String] {
     return result
 }
 
-@Suite("CGIHTTPRequestHandler: scripts on uv_spawn")
+@Suite("CGIHTTPRequestHandler: scripts as child processes")
 struct CGITests {
     @Test func aScriptGetsTheRFC3875VariablesAndNothingOfTheServersEnvironment() throws {
         let fixture = CGIFixture()
