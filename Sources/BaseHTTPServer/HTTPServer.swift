@@ -21,6 +21,9 @@ open class HTTPServer: @unchecked Sendable {
     public let loop: Loop
     /// The handler class instantiated for each connection.
     public let handlerType: BaseHTTPRequestHandler.Type
+    /// The value a `ContextualHandler` reads as `context`, given to `init(_:_:context:tls:)`;
+    /// set once, before the server serves.
+    var handlerContext: (any Sendable)?
     /// The handler class's `streamsRequestBodies` and `maxBodySize`, read once.
     let streamsBodies: Bool
     private let handlerMaxBodySize: Int?
@@ -78,7 +81,7 @@ open class HTTPServer: @unchecked Sendable {
     /// `connections.count`, published for other threads.
     private let openConnections = Atomic<Int>(0)
     private var lastAcceptErrorLog = 0
-    private let serving = ServingState()
+    let serving = ServingState()
     /// Whether a thread is inside `serveForever()`. Safe from any thread.
     var isServing: Bool { serving.isServing }
     /// The log lines on their way to standard error, in batches (see `LogBuffer`).
@@ -151,6 +154,7 @@ open class HTTPServer: @unchecked Sendable {
         guard serving.begin() else { return }
         defer { serving.end() }
         guard !isClosed else { throw HTTPServerError.closed }
+        checkHandlerContext()
         isShuttingDown = false
         listener?.resumeAccepting()
         startTimers()
@@ -179,6 +183,7 @@ open class HTTPServer: @unchecked Sendable {
     public func handleRequest() throws {
         guard !isClosed else { throw HTTPServerError.closed }
         loop.assertOnLoopThread("HTTPServer.handleRequest()")
+        checkHandlerContext()
         guard !isShuttingDown else { return }
         listener?.resumeAccepting()
         startTimers()
@@ -208,14 +213,22 @@ open class HTTPServer: @unchecked Sendable {
     /// Safe from any thread. From another thread it waits until `serveForever()` has returned;
     /// from a handler (the loop thread) it returns at once.
     public func shutdown() {
+        if askToShutDown() { serving.waitUntilStopped() }
+    }
+
+    /// Starts the shutdown where the serve runs (at once on its thread; through the loop from
+    /// another), or has the next serve stop at once when none runs yet.
+    /// - Returns: whether another thread serves, whose serve the caller may wait for.
+    func askToShutDown() -> Bool {
         switch serving.requestShutdown() {
         case .notServing:
-            break
+            return false
         case .onServingThread:
             beginShutdown()
+            return false
         case .wait:
             loop.execute { [self] in beginShutdown() }
-            serving.waitUntilStopped()
+            return true
         }
     }
 

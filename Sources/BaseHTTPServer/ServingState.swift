@@ -12,6 +12,8 @@ final class ServingState: @unchecked Sendable {
     /// the loop yet, and a shutdown from another thread must still be handed to it.
     private var servingThread = pthread_t()
     private var shutdownRequested = false
+    /// The tasks awaiting the serve's end (`stopped()`), resumed by `end()`.
+    private var stopWaiters: [CheckedContinuation<Void, Never>] = []
 
     init() {
         pthread_mutex_init(mutex, nil)
@@ -48,11 +50,14 @@ final class ServingState: @unchecked Sendable {
 
     /// The serve is over; a shutdown asked for it is done, so a later serve serves.
     func end() {
-        locked {
+        let waiters = locked {
             serving = false
             shutdownRequested = false
             pthread_cond_broadcast(stopped)
+            defer { stopWaiters = [] }
+            return stopWaiters
         }
+        for waiter in waiters { waiter.resume() }
     }
 
     func requestShutdown() -> ShutdownAction {
@@ -66,6 +71,18 @@ final class ServingState: @unchecked Sendable {
     func waitUntilStopped() {
         locked {
             while serving { pthread_cond_wait(stopped, mutex) }
+        }
+    }
+
+    /// Returns when no thread serves, without blocking the caller's thread meanwhile.
+    func stopped() async {
+        await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+            let resumeNow = locked {
+                if !serving { return true }
+                stopWaiters.append(waiter)
+                return false
+            }
+            if resumeNow { waiter.resume() }
         }
     }
 }

@@ -88,7 +88,7 @@ final class RunningServer: @unchecked Sendable {
 }
 
 /// A response as a client reads it off the wire.
-struct WireResponse {
+struct WireResponse: Sendable {
     var statusLine: String
     var status: Int
     var headers: [(String, String)]
