@@ -9,6 +9,11 @@ let package = Package(
         .library(name: "HTTPParser", targets: ["HTTPParser"]),
         .executable(name: "http-server", targets: ["http-server"]),
     ],
+    dependencies: [
+        // Logger, the logging API Swift server libraries share: an embedding program hands
+        // the server its own (HTTPServer.logger).
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
     targets: [
         // libuv, found through pkg-config. Only UVLoop imports it.
         .systemLibrary(
@@ -29,14 +34,18 @@ let package = Package(
         .target(name: "TLSTransport", dependencies: ["UVLoop", "COpenSSL"]),
         // The request parser is pure Swift over bytes, so it can be fuzzed and benchmarked alone.
         .target(name: "HTTPParser"),
-        .target(name: "BaseHTTPServer", dependencies: ["UVLoop", "HTTPParser", "TLSTransport"]),
+        .target(name: "BaseHTTPServer", dependencies: [
+            "UVLoop", "HTTPParser", "TLSTransport", .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "http-server", dependencies: ["BaseHTTPServer", "UVLoop"]),
         // The handler Scripts/bench measures: "Hello, World!" through BaseHTTPRequestHandler.
         .executableTarget(name: "bench-server", dependencies: ["BaseHTTPServer"]),
         .executableTarget(name: "soak-server", dependencies: ["BaseHTTPServer", "UVLoop"]),
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop"]),
         .testTarget(name: "HTTPParserTests", dependencies: ["HTTPParser"]),
-        .testTarget(name: "BaseHTTPServerTests", dependencies: ["BaseHTTPServer", "UVLoop"]),
+        .testTarget(name: "BaseHTTPServerTests", dependencies: [
+            "BaseHTTPServer", "UVLoop", .product(name: "Logging", package: "swift-log"),
+        ]),
         // Runs the built http-server binary as a child process (the dependency builds it).
         .testTarget(name: "HTTPServerCLITests", dependencies: ["http-server"]),
     ],

@@ -1,5 +1,6 @@
 import Glibc
 import HTTPParser
+import Logging
 
 /// Handles the requests of one connection: Python's `BaseHTTPRequestHandler`.
 ///
@@ -255,7 +256,7 @@ open class BaseHTTPRequestHandler {
     /// Sends a status line and the `Server` and `Date` headers, and logs the request
     /// (`send_response`). Headers are buffered until `endHeaders()`.
     open func sendResponse(_ code: Int, message: String? = nil) {
-        logRequest(code: code)
+        if server.logsRequests { logRequest(code: code) }
         sendResponseOnly(code, message: message)
         sendHeader("Server", versionString())
         sendHeader("Date", dateTimeString())
@@ -335,14 +336,23 @@ open class BaseHTTPRequestHandler {
 
     // MARK: Logging. Subclasses may override these.
 
-    /// Logs an accepted request (`log_request`): `"request line" code size`.
+    /// Logs an accepted request (`log_request`): `"request line" code size`. Called by
+    /// `sendResponse` unless `configuration.logsRequests` is off. With a `logger`, the
+    /// default does nothing: the record is made when the response has finished, with its size
+    /// and duration.
     open func logRequest(code: Int? = nil, size: Int? = nil) {
+        guard server.logger == nil else { return }
         logMessage(requestLogLine(code: code, size: size))
     }
 
-    /// Logs an error (`log_error`); the default hands it to `logMessage(_:)`.
+    /// Logs an error (`log_error`); the default hands it to `logMessage(_:)`, or with a
+    /// `logger` logs it at `.error`.
     open func logError(_ message: String) {
-        logMessage(message)
+        if let logger = server.logger {
+            logger.error("\(message)", metadata: ["client.address": "\(clientAddress.host)"])
+        } else {
+            logMessage(message)
+        }
     }
 
     /// Writes `host - - [date] message` to standard error (`log_message`), with control
@@ -354,7 +364,12 @@ open class BaseHTTPRequestHandler {
     /// system call for many lines, and a terminal still shows each line without waiting for
     /// another event: only callbacks already due run before it is written. Called outside a
     /// running loop, it writes the line at once. Overrides replace all this, as in Python.
+    /// With a `logger`, the message goes to it at `.info` instead.
     open func logMessage(_ message: String) {
+        if let logger = server.logger {
+            logger.info("\(message)", metadata: ["client.address": "\(clientAddress.host)"])
+            return
+        }
         server.logBuffer.writeLine(host: addressString(), date: logDateTimeString(), message: logEscape(message))
     }
 

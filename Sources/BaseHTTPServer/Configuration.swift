@@ -63,6 +63,11 @@ extension HTTPServer {
         /// most one second counts.
         public var busyPollLimit: Double = 0
 
+        /// Whether requests are logged: Python's line per request on standard error, or with
+        /// a `logger` an access record per finished response. Off, `logRequest` is not
+        /// called; errors are still logged.
+        public var logsRequests = true
+
         public init() {}
 
         /// The connection deadlines, in the state machine's milliseconds.

@@ -41,6 +41,9 @@ final class Exchange {
     @exclusivity(unchecked) var body: [UInt8] = []
     // What the request path asks of the head most often, read from it once in
     // `beginRequest()`.
+    /// When the request's head was dispatched (`monotonicNanoseconds`), for the access record
+    /// of a server with a `logger`; 0 otherwise.
+    var requestStart: UInt64 = 0
     var methodKind = KnownMethod.other
     var isHTTP09 = false
     /// The handler's attributes, made when first read.

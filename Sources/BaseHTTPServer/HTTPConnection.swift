@@ -403,6 +403,7 @@ final class HTTPConnection: TransportDelegate {
     }
 
     private func dispatch(_ exchange: Exchange) {
+        if handler.server.recordsAccess { exchange.requestStart = monotonicNanoseconds() }
         handler.prepare(exchange)
         handler.run()
         if machine.state == .handling { finishResponse(exchange) }
@@ -462,7 +463,13 @@ final class HTTPConnection: TransportDelegate {
         var bodyUnread = false
         if streamsBodies, machine.streamingBody, case .streaming = exchange.bodyState { bodyUnread = true }
         if bodyUnread { handler.closeConnection = true }
+        // The status and size, before the framing's end resets them.
+        let sent = handler.server.recordsAccess
+            ? (status: exchange.response.status, bytes: exchange.response.bodyCount) : nil
         handler.completeResponse(exchange)
+        if let sent, let logger = handler.server.logger {
+            handler.recordAccess(exchange, status: sent.status, bytes: sent.bytes, logger: logger)
+        }
         exchange.isResponding = false
         if deferred != nil { deferred = nil }
         exchange.head = nil

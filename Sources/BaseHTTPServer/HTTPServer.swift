@@ -1,5 +1,6 @@
 import Glibc
 import HTTPParser
+import Logging
 import Synchronization
 import TLSTransport
 import UVLoop
@@ -40,8 +41,27 @@ open class HTTPServer: @unchecked Sendable {
         set {
             loop.assertOnLoopThread("HTTPServer.configuration")
             configurationStorage = newValue
+            logsRequests = newValue.logsRequests
         }
     }
+    /// Where the server logs. Nil (the default): Python's lines on standard error, one per
+    /// request at `sendResponse` and one per error. A `Logger`: an access record per finished
+    /// response, at `.info`, with its status, the body bytes written and the time from the
+    /// request's head to the response's end (see `AccessRecord`); the handlers' messages at
+    /// `.info` and their errors and the server's at `.error`. `configuration.logsRequests`
+    /// turns the access records off. Set it before serving, or on the loop thread.
+    public var logger: Logger? {
+        get { loggerStorage }
+        set {
+            loop.assertOnLoopThread("HTTPServer.logger")
+            loggerStorage = newValue
+        }
+    }
+    private var loggerStorage: Logger?
+    /// `configuration.logsRequests`, read once per request.
+    private(set) var logsRequests = true
+    /// Whether a `logger` takes the access records: one is made per finished response.
+    var recordsAccess: Bool { logsRequests && loggerStorage != nil }
     /// `configuration`'s storage, read several times per request. Being private, it is
     /// checked for exclusive access at compile time (see `closeConnection`'s storage).
     private var configurationStorage = Configuration()
@@ -266,7 +286,7 @@ open class HTTPServer: @unchecked Sendable {
         do {
             try loop.close()
         } catch {
-            logBuffer.write("HTTPServer: the loop did not close cleanly: \(error)\n")
+            logServerError("the loop did not close cleanly: \(error)")
         }
     }
 
@@ -338,7 +358,7 @@ open class HTTPServer: @unchecked Sendable {
         let now = Int(loop.now / 1000)
         guard now != lastAcceptErrorLog else { return }
         lastAcceptErrorLog = now
-        logBuffer.write("HTTPServer: accept failed: \(error)\n")
+        logServerError("accept failed: \(error)")
     }
 
     func connectionDidClose(_ connection: HTTPConnection) {
@@ -349,6 +369,16 @@ open class HTTPServer: @unchecked Sendable {
             last.slot = Int32(slot)
         }
         connectionCountDidChange()
+    }
+
+    /// Logs a fault of the server's own (not a request's): to the `logger` at `.error`, or as
+    /// a line on standard error.
+    func logServerError(_ message: String) {
+        if let logger = loggerStorage {
+            logger.error("\(message)")
+        } else {
+            logBuffer.write("HTTPServer: \(message)\n")
+        }
     }
 
     func requestDidComplete() {
