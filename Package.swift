@@ -7,12 +7,18 @@ let package = Package(
         .library(name: "BaseHTTPServer", targets: ["BaseHTTPServer"]),
         .library(name: "UVLoop", targets: ["UVLoop"]),
         .library(name: "HTTPParser", targets: ["HTTPParser"]),
+        // An HTTPServer as a swift-service-lifecycle Service, kept apart so that the core
+        // library does not depend on it.
+        .library(name: "BaseHTTPServerService", targets: ["BaseHTTPServerService"]),
         .executable(name: "http-server", targets: ["http-server"]),
     ],
     dependencies: [
         // Logger, the logging API Swift server libraries share: an embedding program hands
         // the server its own (HTTPServer.logger).
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // ServiceGroup: how Swift server programs start their services and shut them down
+        // gracefully on SIGTERM; BaseHTTPServerService makes a server one of them.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // libuv, found through pkg-config. Only UVLoop imports it.
@@ -37,6 +43,9 @@ let package = Package(
         .target(name: "BaseHTTPServer", dependencies: [
             "UVLoop", "HTTPParser", "TLSTransport", .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "BaseHTTPServerService", dependencies: [
+            "BaseHTTPServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(name: "http-server", dependencies: ["BaseHTTPServer", "UVLoop"]),
         // The handler Scripts/bench measures: "Hello, World!" through BaseHTTPRequestHandler.
         .executableTarget(name: "bench-server", dependencies: ["BaseHTTPServer"]),
@@ -44,7 +53,9 @@ let package = Package(
         .testTarget(name: "UVLoopTests", dependencies: ["UVLoop"]),
         .testTarget(name: "HTTPParserTests", dependencies: ["HTTPParser"]),
         .testTarget(name: "BaseHTTPServerTests", dependencies: [
-            "BaseHTTPServer", "UVLoop", .product(name: "Logging", package: "swift-log"),
+            "BaseHTTPServer", "BaseHTTPServerService", "UVLoop",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         // Runs the built http-server binary as a child process (the dependency builds it).
         .testTarget(name: "HTTPServerCLITests", dependencies: ["http-server"]),

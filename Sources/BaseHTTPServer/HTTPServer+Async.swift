@@ -30,7 +30,7 @@ extension HTTPServer {
                 }
             }
         } onCancel: {
-            _ = askToShutDown()
+            startShutdown()
         }
     }
 

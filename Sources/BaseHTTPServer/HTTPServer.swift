@@ -236,6 +236,14 @@ open class HTTPServer: @unchecked Sendable {
         if askToShutDown() { serving.waitUntilStopped() }
     }
 
+    /// Starts the shutdown that `shutdown()` does, and returns at once, from any thread: for
+    /// code that must not wait (a callback, a signal watcher), and learns of the end otherwise
+    /// (`serveForever()` or `run()` returning). With no serve running, the next one stops at
+    /// once.
+    public func startShutdown() {
+        _ = askToShutDown()
+    }
+
     /// Starts the shutdown where the serve runs (at once on its thread; through the loop from
     /// another), or has the next serve stop at once when none runs yet.
     /// - Returns: whether another thread serves, whose serve the caller may wait for.

@@ -48,7 +48,7 @@ private func eventually(_ condition: () -> Bool) async {
 /// Runs the blocking client calls `body` makes on a thread of their own: Swift concurrency
 /// has as many threads as cores (two here), and tests blocked in `recv` on both would keep
 /// the `Task` that runs the server from starting.
-private func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
     try await withCheckedThrowingContinuation { (done: CheckedContinuation<T, any Error>) in
         do {
             try detachThread { done.resume(with: Result { try body() }) }
