@@ -16,6 +16,8 @@ public final class DeferredResponse: Sendable {
     private let loop: Loop
     private let clientGone = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
+    /// Run once when the client leaves (`whenClientLeaves`): an async handler's task cancel.
+    private let leaveAction = Mutex<(@Sendable () -> Void)?>(nil)
 
     init(handler: BaseHTTPRequestHandler) {
         handlerBox = LoopBound(handler)
@@ -29,6 +31,25 @@ public final class DeferredResponse: Sendable {
     /// Called on the loop thread when the connection closes with this response in progress.
     func clientDidLeave() {
         clientGone.store(true, ordering: .releasing)
+        clientStoppedSending()
+    }
+
+    /// Called on the loop thread when the client has closed its side (an end of input) with
+    /// this response in progress: it will most likely not read the answer (nginx takes it so
+    /// too), though it may, and the connection stays open for it.
+    func clientStoppedSending() {
+        let action = leaveAction.withLock { action in
+            defer { action = nil }
+            return action
+        }
+        action?()
+    }
+
+    /// Runs `action` once, when the client leaves or closes its side; at once if it already
+    /// has left.
+    func whenClientLeaves(_ action: @escaping @Sendable () -> Void) {
+        leaveAction.withLock { $0 = action }
+        if isClientGone { clientStoppedSending() }
     }
 
     /// Runs `body` with the handler on the loop thread: from any thread, a way to write the
@@ -43,6 +64,15 @@ public final class DeferredResponse: Sendable {
         onItsThread { [self] handler in
             guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
             handler.connection?.deferredResponseDidFinish()
+        }
+    }
+
+    /// Ends the response as a handler that threw `error` would: a 500 if nothing was sent
+    /// yet, else a cut connection. Any thread; after `finish()` (or a first `fail`), nothing.
+    func fail(_ error: any Error) {
+        onItsThread { [self] handler in
+            guard !finished.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            handler.connection?.deferredResponseDidFail(error)
         }
     }
 

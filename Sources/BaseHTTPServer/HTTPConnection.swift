@@ -102,6 +102,7 @@ final class HTTPConnection: TransportDelegate {
     }
 
     func transportDidReadEOF(_ transport: any Transport) {
+        if machine.state == .deferred { deferred?.clientStoppedSending() }
         perform(machine.peerClosed(inputWaits: hasPendingInput, outputQueued: transport.queuedBytes > 0,
                                    now: now))
     }
@@ -489,6 +490,19 @@ final class HTTPConnection: TransportDelegate {
     func deferredResponseDidFinish() {
         guard machine.state == .deferred else { return }
         finishResponse()
+        afterDeferredResponse()
+    }
+
+    /// The code that finishes a deferred response threw (an async handler's): as when a
+    /// handler throws, a 500 if nothing was sent yet, else a cut connection; then carry on.
+    func deferredResponseDidFail(_ error: any Error) {
+        guard machine.state == .deferred else { return }
+        handlerDidThrow(error)
+        finishResponse()
+        afterDeferredResponse()
+    }
+
+    private func afterDeferredResponse() {
         flushOutput()
         if machine.state == .idle { resume() }
         returnExchangeIfDone()

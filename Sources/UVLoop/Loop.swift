@@ -40,6 +40,11 @@ public final class Loop: @unchecked Sendable {
     /// Reaps the children `ChildProcess.spawn` started on this loop; made with the first one.
     var childReaper: ChildReaper?
 
+    /// Task jobs enqueued on the loop thread while it runs (see `Loop+Executor`), and the
+    /// prepare handle that runs them before the loop next waits. Loop thread only.
+    var localJobs: [UnownedJob] = []
+    var jobRunner: LoopPrepare?
+
     /// Creates a loop with its own `uv_loop_t` and a read buffer of `readBufferSize` bytes.
     ///
     /// libuv writes to sockets with `write(2)`, which raises `SIGPIPE` when the peer has
