@@ -19,6 +19,9 @@ let package = Package(
         // ServiceGroup: how Swift server programs start their services and shut them down
         // gracefully on SIGTERM; BaseHTTPServerService makes a server one of them.
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // `swift package generate-documentation`, for Scripts/docs (a plugin: nothing of it is
+        // linked into the products).
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // libuv, found through pkg-config. Only UVLoop imports it.

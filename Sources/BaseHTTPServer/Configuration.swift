@@ -68,6 +68,7 @@ extension HTTPServer {
         /// called; errors are still logged.
         public var logsRequests = true
 
+        /// The defaults, as documented on each setting.
         public init() {}
 
         /// The connection deadlines, in the state machine's milliseconds.

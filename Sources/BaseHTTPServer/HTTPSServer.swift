@@ -16,6 +16,8 @@ public typealias TLSError = TLSTransport.TLSError
 open class HTTPSServer: HTTPServer, @unchecked Sendable {
     /// Loads the certificate chain and key, then binds `address` and listens.
     /// - Parameters:
+    ///   - address: the host and the port (0 for any free port), as `HTTPServer`'s.
+    ///   - handler: the handler class; one instance serves each connection.
     ///   - certfile: PEM file with the certificate chain (it may hold the key too).
     ///   - keyfile: PEM file with the private key, when it is not in `certfile`.
     ///   - password: the password of an encrypted key.

@@ -23,18 +23,76 @@ public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
     /// The precise fault. Several kinds share a status; the kind lets tests and logs tell them
     /// apart.
     public enum Kind: Sendable, Equatable, CaseIterable {
-        case badRequestLine, badMethod, badTarget, badVersion, badHTTP09Method
-        case versionNotSupported, requestLineTooLong, tooManyEmptyLines
-        case bareCR, bareLF
-        case badFieldName, whitespaceBeforeColon, missingColon, obsoleteLineFolding, badFieldValue
-        case fieldLineTooLong, tooManyFields, headerSectionTooLarge
-        case missingHost, multipleHost, badHost
-        case badContentLength, conflictingContentLength
-        case contentLengthWithTransferEncoding, transferEncodingInHTTP10
-        case badTransferEncoding, unsupportedTransferCoding
+        /// The request line is not `method SP target SP version` (400).
+        case badRequestLine
+        /// The method is not a token (400).
+        case badMethod
+        /// The request target has a byte a target may not have, or is not in a form the method takes (400).
+        case badTarget
+        /// The version is not `HTTP/d.d` (400).
+        case badVersion
+        /// An HTTP/0.9 request (no version) with a method other than `GET` (400).
+        case badHTTP09Method
+        /// A version this server does not speak, such as HTTP/2.0 in a request line (505).
+        case versionNotSupported
+        /// The request line is longer than `ParserLimits.maxRequestLineLength` (414).
+        case requestLineTooLong
+        /// Empty lines before the request line (RFC 9112 lets a server skip some) longer than the request line's limit (400).
+        case tooManyEmptyLines
+        /// A CR not followed by LF in the head (400).
+        case bareCR
+        /// A bare LF ending a trailer line, where CRLF is required (400).
+        case bareLF
+        /// A header field name that is not a token (400).
+        case badFieldName
+        /// Whitespace between a field name and its colon, which RFC 9112 forbids (400).
+        case whitespaceBeforeColon
+        /// A header line without a colon (400).
+        case missingColon
+        /// A header line that starts with whitespace: obsolete line folding (400).
+        case obsoleteLineFolding
+        /// A control character in a field value (400).
+        case badFieldValue
+        /// A header line longer than `ParserLimits.maxHeaderLineLength` (431).
+        case fieldLineTooLong
+        /// More header fields than `ParserLimits.maxHeaderCount` (431).
+        case tooManyFields
+        /// A header section larger than `ParserLimits.maxHeaderSectionSize` (431).
+        case headerSectionTooLarge
+        /// An HTTP/1.1 request without a `Host` field (400).
+        case missingHost
+        /// More than one `Host` field (400).
+        case multipleHost
+        /// A `Host` value that is not a host and optional port (400).
+        case badHost
+        /// A `Content-Length` that is not a decimal number in range (400).
+        case badContentLength
+        /// `Content-Length` fields or list members with different values (400).
+        case conflictingContentLength
+        /// Both `Content-Length` and `Transfer-Encoding`: a request smuggling vector (400).
+        case contentLengthWithTransferEncoding
+        /// `Transfer-Encoding` in an HTTP/1.0 request (400).
+        case transferEncodingInHTTP10
+        /// A `Transfer-Encoding` whose last coding is not `chunked` (400).
+        case badTransferEncoding
+        /// A transfer coding other than `chunked` (501).
+        case unsupportedTransferCoding
+        /// A body longer than `ParserLimits.maxBodySize` (413).
         case bodyTooLarge
-        case badChunkSize, chunkSizeOverflow, badChunkExtension, chunkLineTooLong
-        case badChunkLineEnd, badChunkDataEnd, trailerSectionTooLarge
+        /// A chunk size line that does not start with hexadecimal digits (400).
+        case badChunkSize
+        /// A chunk size too large to represent (400).
+        case chunkSizeOverflow
+        /// A malformed chunk extension (400).
+        case badChunkExtension
+        /// A chunk size line longer than `ParserLimits.maxChunkLineLength` (400).
+        case chunkLineTooLong
+        /// A chunk size line not ended by CRLF (400).
+        case badChunkLineEnd
+        /// Chunk data not followed by CRLF (400).
+        case badChunkDataEnd
+        /// A trailer section larger than `ParserLimits.maxTrailerSectionSize` (431).
+        case trailerSectionTooLarge
     }
 
     /// The precise fault; the only stored value, so an error is one byte.

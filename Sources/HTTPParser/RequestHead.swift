@@ -108,12 +108,12 @@ public struct RequestHead: Sendable, Equatable {
         @inlinable get { storage.method }
         set { makeUnique(); storage.method = newValue }
     }
-    /// The request target, e.g. `/index.html`.
     /// The method, when it is one of the methods RFC 9110 and RFC 5789 define.
     public internal(set) var knownMethod: KnownMethod {
         @inlinable get { storage.knownMethod }
         set { makeUnique(); storage.knownMethod = newValue }
     }
+    /// The request target, e.g. `/index.html`.
     public internal(set) var target: Range<Int> {
         @inlinable get { storage.target }
         set { makeUnique(); storage.target = newValue }

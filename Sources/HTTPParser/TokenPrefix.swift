@@ -47,10 +47,23 @@ struct TokenPrefix: Sendable {
 public enum KnownMethod: UInt8, Sendable {
     /// Any other method (the token itself is in the head's `method` span).
     case other
-    case get, head, post, put, delete, patch
+    /// `GET`.
+    case get
+    /// `HEAD`.
+    case head
+    /// `POST`.
+    case post
+    /// `PUT`.
+    case put
+    /// `DELETE`.
+    case delete
+    /// `PATCH`.
+    case patch
     /// Takes the authority form (`host:port`) and only that.
     case connect
+    /// `OPTIONS`.
     case options
+    /// `TRACE`.
     case trace
 
     /// Classifies a method token of `count` bytes at `bytes`.

@@ -18,6 +18,8 @@ public struct TLSConfiguration: Sendable, Equatable {
     /// remembers) instead of making a full handshake: on by default, as in OpenSSL and Python.
     public var sessionResumption: Bool
 
+    /// A configuration with these files and settings; nothing is read until a `TLSContext`
+    /// is made from it.
     public init(certificateChain: String, privateKey: String? = nil, password: String? = nil,
                 alpnProtocols: [String] = ["http/1.1"], sessionResumption: Bool = true) {
         self.certificateChain = certificateChain

@@ -10,6 +10,7 @@ public struct DirectoryEntry: Sendable, Equatable {
     /// Whether the entry itself is a symbolic link (`lstat`).
     public var isSymbolicLink: Bool
 
+    /// An entry with these facts (for tests, and for listings made otherwise).
     public init(name: [UInt8], isDirectory: Bool, isSymbolicLink: Bool) {
         self.name = name
         self.isDirectory = isDirectory

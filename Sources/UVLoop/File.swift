@@ -12,6 +12,7 @@ public struct FileStatus: Sendable, Equatable {
     /// Whether the file is a directory.
     public var isDirectory: Bool
 
+    /// A status with these facts (for tests, and for files known otherwise).
     public init(size: Int, modificationTime: Int, isRegularFile: Bool, isDirectory: Bool) {
         self.size = size
         self.modificationTime = modificationTime

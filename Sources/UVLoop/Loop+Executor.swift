@@ -8,6 +8,8 @@
 /// thread is queued as `execute(_:)` queues a block and runs at the loop's next wake-up.
 /// Jobs still queued when the loop is closed never run.
 extension Loop: TaskExecutor {
+    /// Runs `job` on the loop thread: in this iteration when called there while the loop
+    /// runs, else at the loop's next wake-up. Any thread.
     public func enqueue(_ job: consuming ExecutorJob) {
         let job = UnownedJob(job)
         guard isRunningOnCurrentThread else {
