@@ -1,11 +1,12 @@
 """Helpers for Scripts/callgrind: the client and the reading of callgrind's output.
 
-    callgrind_tool.py client PORT CONNS ROUNDS   CONNS keep-alive connections; in each of
+    callgrind_tool.py client PORT CONNS ROUNDS [PATH]
+                                                 CONNS keep-alive connections; in each of
                                                  ROUNDS rounds every connection sends one
-                                                 `GET / HTTP/1.1` and reads its whole 200
-                                                 response (S2's shape: one request in
-                                                 flight per connection); prints the number
-                                                 of responses
+                                                 `GET PATH HTTP/1.1` (PATH `/` unless given)
+                                                 and reads its whole 200 response (S2's
+                                                 shape: one request in flight per
+                                                 connection); prints the number of responses
     callgrind_tool.py counts FILE                JSON: the total instructions (Ir) of a
                                                  callgrind output file, and the calls and
                                                  inclusive Ir of the functions in FUNCTIONS
@@ -20,14 +21,17 @@ import re
 import socket
 import sys
 
-REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+
+def request(path):
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
 
 # Counted by name, with callgrind's recursion suffix ('2, '3 ...) folded in: swift_release
 # called from a deinit that swift_release ran is still one call.
 FUNCTIONS = ("swift_retain", "swift_release", "sched_yield", "uv_run")
 
 
-def client(port, conns, rounds):
+def client(port, conns, rounds, path="/"):
+    message = request(path)
     socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
     for s in socks:
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -35,7 +39,7 @@ def client(port, conns, rounds):
     answered = 0
     for _ in range(rounds):
         for s in socks:
-            s.sendall(REQUEST)
+            s.sendall(message)
         for i, s in enumerate(socks):
             pending[i] = read_response(s, pending[i])
             answered += 1
@@ -117,7 +121,7 @@ def report(small_path, big_path, requests):
 def main(argv):
     command = argv[1] if len(argv) > 1 else ""
     if command == "client":
-        print(client(int(argv[2]), int(argv[3]), int(argv[4])))
+        print(client(int(argv[2]), int(argv[3]), int(argv[4]), *argv[5:6]))
     elif command == "counts":
         print(json.dumps(counts(argv[2])))
     elif command == "report":
