@@ -84,6 +84,7 @@ extension Exchange {
     /// - Returns: which notable field it was, or nil when the name or value holds CR, LF or
     ///   NUL: then nothing is added (no header injection).
     func appendHeaderLine(name: String, value: String) -> ResponseState.NotableField? {
+        var declaredLength: Int?
         let field = withUTF8(of: name) { name in
             withUTF8(of: value) { value -> ResponseState.NotableField? in
                 if isSafeHeaderText(name) && isSafeHeaderText(value) {
@@ -97,7 +98,9 @@ extension Exchange {
                 }
                 switch name.count {
                 case 10 where ASCII.equalsIgnoringCase(name, "connection"): return .connection
-                case 14 where ASCII.equalsIgnoringCase(name, "content-length"): return .contentLength
+                case 14 where ASCII.equalsIgnoringCase(name, "content-length"):
+                    declaredLength = decimalValue(value)
+                    return .contentLength
                 case 17 where ASCII.equalsIgnoringCase(name, "transfer-encoding"): return .transferEncoding
                 default: return .other
                 }
@@ -106,7 +109,7 @@ extension Exchange {
         switch field {
         case nil: return nil
         case .connection: response.sentConnection = true
-        case .contentLength: response.declaredLength = Int(value.trimmingASCIIWhitespace())
+        case .contentLength: response.declaredLength = declaredLength
         case .transferEncoding: response.sentTransferEncoding = true
         case .other: break
         }
@@ -312,6 +315,32 @@ private func needsALook(_ word: UInt64) -> Bool {
 private func isPlainASCII(_ raw: UnsafeRawBufferPointer) -> Bool {
     for byte in raw where byte == 13 || byte == 10 || byte == 0 || byte >= 0x80 { return false }
     return true
+}
+
+/// The integer a header value states, read as `Int(value.trimmingASCIIWhitespace())` reads
+/// it (spaces and tabs around it, an optional sign, decimal digits; nil on anything else or
+/// on overflow), from the value's UTF-8 bytes: 1,000 instructions a request less than
+/// trimming the String by its characters (Scripts/callgrind --f1, `Content-Length`).
+func decimalValue(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
+    var start = 0
+    var end = bytes.count
+    while start < end && (bytes[start] == UInt8(ascii: " ") || bytes[start] == UInt8(ascii: "\t")) { start += 1 }
+    while end > start && (bytes[end - 1] == UInt8(ascii: " ") || bytes[end - 1] == UInt8(ascii: "\t")) { end -= 1 }
+    let negative = start < end && bytes[start] == UInt8(ascii: "-")
+    if negative || start < end && bytes[start] == UInt8(ascii: "+") { start += 1 }
+    guard start < end else { return nil }
+    // Accumulated towards the sign, so that Int.min is read as Int's parser reads it.
+    var result = 0
+    for byte in bytes[start..<end] {
+        guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+        let digit = Int(byte - UInt8(ascii: "0"))
+        let (scaled, overflow) = result.multipliedReportingOverflow(by: 10)
+        let (next, overflowAgain) = negative ? scaled.subtractingReportingOverflow(digit)
+                                             : scaled.addingReportingOverflow(digit)
+        guard !overflow && !overflowAgain else { return nil }
+        result = next
+    }
+    return result
 }
 
 /// UTF-8 header text as the ISO-8859-1 bytes Python writes (`str.encode('latin-1')`); nil when

@@ -59,4 +59,15 @@ import Testing
             }
         }
     }
+
+    @Test func aDeclaredLengthIsReadAsIntReadsTheTrimmedValue() {
+        let values = ["4096", "0", " 12\t", "\t 7 ", "+5", "-3", "-0", "", " ", "+", "-", "1 2", "12a",
+                      "0x10", "9223372036854775807", "9223372036854775808", "-9223372036854775808",
+                      "-9223372036854775809", "99999999999999999999", "007", " \u{301}4", "４", "1.0",
+                      "++1", "+-1", "\u{A0}1"]
+        for value in values {
+            let read = Array(value.utf8).withUnsafeBufferPointer { decimalValue($0) }
+            #expect(read == Int(value.trimmingASCIIWhitespace()), "\(value.debugDescription)")
+        }
+    }
 }
