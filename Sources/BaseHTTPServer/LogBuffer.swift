@@ -61,28 +61,32 @@ final class LogBuffer {
 
     /// Writes the line `host - - [date] message` and a newline, as `write` does, its pieces
     /// appended where they are instead of joined into a string first: 2,300 instructions a
-    /// request with string interpolation (callgrind, http-server on a 4 KiB file).
+    /// request with string interpolation (callgrind, http-server on a 4 KiB file). The pieces
+    /// go in with one access to `pending`: 1,030 instructions a line fewer than an access
+    /// (each checked for exclusivity at run time) per piece (Scripts/callgrind --f1).
     func writeLine(host: String, date: String, message: String) {
-        guard canBatch(), pending.count < LogBuffer.batchLimit else {
+        guard canBatch() else {
             write("\(host) - - [\(date)] \(message)\n")
             return
         }
-        append(host)
-        append(" - - [")
-        append(date)
-        append("] ")
-        append(message)
-        pending.append(UInt8(ascii: "\n"))
-        if pending.count >= LogBuffer.batchLimit {
+        let waiting = LogBuffer.appendLine(to: &pending, host: host, date: date, message: message)
+        if waiting >= LogBuffer.batchLimit {
             flush()
         } else if let flusher, !flusher.isActive {
             flusher.start()
         }
     }
 
-    private func append(_ text: String) {
-        var text = text
-        text.withUTF8 { pending.append(UnsafeRawBufferPointer($0)) }
+    /// Appends `host - - [date] message` and a newline to `buffer`; returns its new size.
+    private static func appendLine(to buffer: inout ByteBuffer, host: String, date: String,
+                                   message: String) -> Int {
+        withUTF8(of: host) { buffer.append($0) }
+        buffer.append(logLineAfterHost)
+        withUTF8(of: date) { buffer.append($0) }
+        buffer.append(logLineAfterDate)
+        withUTF8(of: message) { buffer.append($0) }
+        buffer.append(UInt8(ascii: "\n"))
+        return buffer.count
     }
 
     /// Whether a line logged now can wait: the calling thread runs the loop, so the flusher
@@ -114,3 +118,6 @@ final class LogBuffer {
 
 @available(*, unavailable)
 extension LogBuffer: Sendable {}
+
+private let logLineAfterHost = Array(" - - [".utf8)
+private let logLineAfterDate = Array("] ".utf8)
