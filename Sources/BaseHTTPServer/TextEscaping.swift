@@ -63,19 +63,49 @@ private func lowercaseHexDigit(_ nibble: UInt32) -> Unicode.Scalar {
 /// Whether any character of `s` needs escaping, read from its UTF-8 bytes: a C0 control or
 /// DEL is one byte below 0x20 or 0x7F, a C1 control (U+0080–U+009F) is 0xC2 then 0x80–0x9F.
 /// 700 instructions a log line by scalars, a tenth of that by bytes (callgrind, http-server).
+/// Eight bytes at a time, the last word overlapping the one before it, as `isSafeHeaderText`
+/// reads: a word with no byte below 0x20, none equal to 0x7F or `\\` and none from 0x80 up
+/// has nothing to escape, and only text with such a byte is read byte by byte (450
+/// instructions fewer per access-log line than a byte at a time, Scripts/callgrind --f1).
 private func needsLogEscape(_ s: String) -> Bool {
-    var s = s
-    return s.withUTF8 { bytes in
-        var previous: UInt8 = 0
-        for byte in bytes {
-            if byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\\")
-                || (previous == 0xC2 && byte >= 0x80 && byte <= 0x9F) {
-                return true
+    withUTF8(of: s) { bytes in
+        let raw = UnsafeRawBufferPointer(bytes)
+        let count = raw.count
+        guard count >= 8 else { return needsLogEscape(bytes) }
+        var offset = 0
+        while true {
+            if mayNeedLogEscape(raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)) {
+                return needsLogEscape(bytes)
             }
-            previous = byte
+            if offset == count - 8 { return false }
+            offset = min(offset + 8, count - 8)
         }
-        return false
     }
+}
+
+/// `needsLogEscape` a byte at a time.
+private func needsLogEscape(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+    var previous: UInt8 = 0
+    for byte in bytes {
+        if byte < 0x20 || byte == 0x7F || byte == UInt8(ascii: "\\")
+            || (previous == 0xC2 && byte >= 0x80 && byte <= 0x9F) {
+            return true
+        }
+        previous = byte
+    }
+    return false
+}
+
+/// Whether some byte of `word` is below 0x20, is 0x7F or `\\`, or is from 0x80 up. (Each test
+/// is exact: a borrow runs only from a byte that already matches.)
+@inline(__always)
+private func mayNeedLogEscape(_ word: UInt64) -> Bool {
+    let ones: UInt64 = 0x0101_0101_0101_0101
+    let high: UInt64 = 0x8080_8080_8080_8080
+    func hasZeroByte(_ word: UInt64) -> Bool { (word &- ones) & ~word & high != 0 }
+    let below20 = (word &- 0x20 &* ones) & ~word & high != 0
+    return word & high != 0 || below20 || hasZeroByte(word ^ 0x7F &* ones)
+        || hasZeroByte(word ^ UInt64(UInt8(ascii: "\\")) &* ones)
 }
 
 private func needsLogEscape(_ scalar: Unicode.Scalar) -> Bool {

@@ -41,6 +41,26 @@ import Testing
         }
     }
 
+    @Test func logEscapeFindsEveryEscapedCharacterAtEveryPositionOfLongerLines() {
+        // Lines are read eight bytes at a time: each character, at each offset of each length.
+        for value in UInt32(0)...0x2FF {
+            let scalar = Unicode.Scalar(value)!
+            let expectEscaped = value < 0x20 || (0x7F...0x9F).contains(value) || value == 0x5C
+            for length in [8, 9, 15, 16, 17, 23] {
+                for position in 0..<length {
+                    let before = String(repeating: "a", count: position)
+                    let after = String(repeating: "z", count: length - position - 1)
+                    let line = before + String(scalar) + after
+                    let escaped = logEscape(line)
+                    #expect((escaped != line) == expectEscaped, "U+\(value) at \(position) of \(length)")
+                    if expectEscaped {
+                        #expect(escaped.hasPrefix(before) && escaped.hasSuffix(after))
+                    }
+                }
+            }
+        }
+    }
+
     /// Python 3.14's `DEFAULT_ERROR_MESSAGE`, as its source has it.
     static let pythonDefaultErrorPage = """
         <!DOCTYPE HTML>
