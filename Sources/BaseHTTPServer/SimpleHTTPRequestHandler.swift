@@ -90,6 +90,9 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     /// `directory` with every symbolic link resolved: what every served path must lie under.
     lazy var resolvedRoot: [UInt8]? = resolvedPath(Array(directory.utf8))
 
+    /// `directory` as `translatePath(_:)` joins request paths to it (`rootDirectoryPrefix`).
+    private lazy var translationRoot = String(Substring(rootDirectoryPrefix(directory)))
+
     // MARK: Dispatch
 
     /// Serves a file or a directory listing.
@@ -154,7 +157,7 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     /// later, on the real path. Subclasses may override.
     open func translatePath(_ path: String) -> String? {
         guard path.hasPrefix("/") else { return nil }  // "*" or an absolute URI: not a file.
-        return BaseHTTPServer.translatePath(path, root: directory)
+        return BaseHTTPServer.translatePath(path, rootPrefix: translationRoot)
     }
 
     /// Sends a listing of the directory at `path` (`list_directory`): 200 with the page as the
