@@ -123,6 +123,24 @@ struct StaticFileTests {
         #expect(weak.status == 200, "If-Range needs a strong match")
     }
 
+    @Test func conditionalAndRangeFieldsAreFoundInAnyCaseAmongOtherFields() throws {
+        let scratch = ScratchDirectory()
+        scratch.write("a.txt", "0123456789")
+        let running = try scratch.serve()
+        defer { running.stop() }
+        let etag = try #require(try get(running, "/a.txt").header("ETag"))
+        let other = "X-Other: 1\r\nAccept: */*\r\n"
+        #expect(try get(running, "/a.txt", other + "if-none-match: \(etag)\r\n").status == 304)
+        #expect(try get(running, "/a.txt", other + "iF-mOdIfIeD-sInCe: Fri, 01 Jan 2100 00:00:00 GMT\r\n").status == 304)
+        #expect(try get(running, "/a.txt", other + "IF-MATCH: \"stale\"\r\n").status == 412)
+        #expect(try get(running, "/a.txt", other + "if-unmodified-since: Sun, 06 Nov 1994 08:49:37 GMT\r\n").status == 412)
+        let range = try get(running, "/a.txt", other + "RANGE: bytes=2-4\r\n")
+        #expect(range.status == 206)
+        #expect(range.bodyText == "234")
+        #expect(try get(running, "/a.txt", "range: bytes=2-4\r\n" + other + "IF-RANGE: \"stale\"\r\n").status == 200)
+        #expect(try get(running, "/a.txt", other + "If-Ranges: x\r\nRanges: bytes=2-4\r\n").status == 200)
+    }
+
     @Test func aFileEditedInPlaceIsServedWholeAtOnce() throws {
         let scratch = ScratchDirectory()
         scratch.write("page.html", "short")
