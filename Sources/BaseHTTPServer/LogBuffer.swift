@@ -29,8 +29,10 @@ final class LogBuffer {
     /// Where the lines go: standard error. Internal so that a test can read them from a pipe
     /// (set it before serving).
     var descriptor: Int32 = STDERR_FILENO
-    /// Whole lines, waiting.
-    private var pending = ByteBuffer()
+    /// Whole lines, waiting. Appended to once per line, on the loop thread (or the one thread
+    /// serving), and no access to it overlaps another (none is held across a call out of this
+    /// class). Unchecked: 140 instructions fewer per access-log line (Scripts/callgrind --f1).
+    @exclusivity(unchecked) private var pending = ByteBuffer()
     /// Writes `pending` before the loop next waits; made on first use, started only while
     /// lines wait.
     private var flusher: LoopPrepare?

@@ -44,7 +44,10 @@ final class OpenFileCache {
     }
 
     let capacity: Int
-    private var entries: [Key: Entry] = [:]
+    /// Looked up once per request, on the loop thread only, and no access to it overlaps
+    /// another (none is held across a call out of this class). Unchecked: 140 instructions
+    /// fewer per request (Scripts/callgrind --f1).
+    @exclusivity(unchecked) private var entries: [Key: Entry] = [:]
     private var roots: [String: (file: OpenFile, openedAt: UInt64)] = [:]
 
     init(capacity: Int = 1024) {
