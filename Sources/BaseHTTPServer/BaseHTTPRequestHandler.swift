@@ -96,7 +96,7 @@ open class BaseHTTPRequestHandler {
             if let path = request.path { return path }
             guard let target = request.head?.target else { return "" }
             var path = latin1String(request.headBytes[target])
-            if path.hasPrefix("//") {
+            if hasSlashPrefix(path, count: 2) {
                 path = "/" + path.drop { $0 == "/" }
             }
             request.path = path

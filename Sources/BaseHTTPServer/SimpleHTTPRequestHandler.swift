@@ -156,7 +156,7 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     /// backslash, NUL, invalid UTF-8); the caller answers 404. Symbolic links are checked
     /// later, on the real path. Subclasses may override.
     open func translatePath(_ path: String) -> String? {
-        guard path.hasPrefix("/") else { return nil }  // "*" or an absolute URI: not a file.
+        guard hasSlashPrefix(path, count: 1) else { return nil }  // "*" or an absolute URI: not a file.
         return BaseHTTPServer.translatePath(path, rootPrefix: translationRoot)
     }
 

@@ -156,4 +156,13 @@ import Testing
             #expect(!path.split(separator: "/").contains(".."), "\(path)")
         }
     }
+
+    @Test func hasSlashPrefixAnswersAsHasPrefix() {
+        let paths = ["", "/", "//", "///", "/a", "//a", "a/", "*", "/\u{301}", "/\u{301}x", "//\u{301}",
+                     "/é", "//é", "/\r\n", "/\u{600}", "\u{600}/", "/🎉", "//🎉", "/\u{200D}x", "http://x/"]
+        for path in paths {
+            #expect(hasSlashPrefix(path, count: 1) == path.hasPrefix("/"), "\(path.debugDescription)")
+            #expect(hasSlashPrefix(path, count: 2) == path.hasPrefix("//"), "\(path.debugDescription)")
+        }
+    }
 }
