@@ -33,13 +33,23 @@ final class OpenFileCache {
         }
     }
 
-    /// A translated path, hashed as one run of bytes: `[UInt8]`'s own hashing feeds the
-    /// hasher a byte at a time (350 instructions a request for a 20-byte path, callgrind).
+    /// A translated path, hashed and compared as one run of bytes: `[UInt8]`'s own hashing
+    /// feeds the hasher a byte at a time (350 instructions a request for a 20-byte path,
+    /// callgrind), and its `==` compares a byte at a time (325 instructions a request more
+    /// than `memcmp` for an 80-byte path, Scripts/callgrind --f1).
     private struct Key: Hashable {
         let bytes: [UInt8]
 
         func hash(into hasher: inout Hasher) {
             bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+        }
+
+        static func == (left: Key, right: Key) -> Bool {
+            left.bytes.count == right.bytes.count && left.bytes.withUnsafeBytes { left in
+                right.bytes.withUnsafeBytes { right in
+                    left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0
+                }
+            }
         }
     }
 
