@@ -83,9 +83,9 @@ extension SimpleHTTPRequestHandler {
     /// Scripts/callgrind --f1). Read from the request's head, which `headers` is made from.
     private var hasConditionalFields: Bool {
         withRequest(false) { request in
-            guard let head = request.head else { return false }
+            guard let fields = request.head?.fields else { return false }
             return request.headBytes.withUnsafeBufferPointer { bytes in
-                head.fields.contains { field in
+                fields.contains { field in
                     let name = UnsafeBufferPointer(rebasing: bytes[field.name])
                     return name.count >= 3 && ASCII.equalsIgnoringCase(UnsafeBufferPointer(rebasing: name[..<3]), "if-")
                         || ASCII.equalsIgnoringCase(name, "range")
