@@ -33,21 +33,23 @@ final class OpenFileCache {
         }
     }
 
-    /// A translated path, hashed and compared as one run of bytes: `[UInt8]`'s own hashing
-    /// feeds the hasher a byte at a time (350 instructions a request for a 20-byte path,
-    /// callgrind), and its `==` compares a byte at a time (325 instructions a request more
-    /// than `memcmp` for an 80-byte path, Scripts/callgrind --f1).
+    /// A translated path, hashed and compared as one run of bytes, whichever way it is held
+    /// (an entry made from an array is found from a String with the same bytes): `[UInt8]`'s
+    /// own hashing feeds the hasher a byte at a time (350 instructions a request for a 20-byte
+    /// path, callgrind), and its `==` compares a byte at a time (325 instructions a request
+    /// more than `memcmp` for an 80-byte path, Scripts/callgrind --f1).
     private struct Key: Hashable {
-        let bytes: [UInt8]
+        let path: FileSystemPath
 
         func hash(into hasher: inout Hasher) {
-            bytes.withUnsafeBytes { hasher.combine(bytes: $0) }
+            path.withBytes { hasher.combine(bytes: UnsafeRawBufferPointer($0)) }
         }
 
         static func == (left: Key, right: Key) -> Bool {
-            left.bytes.count == right.bytes.count && left.bytes.withUnsafeBytes { left in
-                right.bytes.withUnsafeBytes { right in
-                    left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0
+            left.path.withBytes { left in
+                right.path.withBytes { right in
+                    left.count == right.count
+                        && (left.isEmpty || memcmp(left.baseAddress!, right.baseAddress!, left.count) == 0)
                 }
             }
         }
@@ -66,15 +68,15 @@ final class OpenFileCache {
 
     /// The entry for the translated path `key`, unless it is older than `validity`
     /// milliseconds (it is dropped then).
-    func entry(for key: [UInt8], now: UInt64, validity: UInt64) -> Entry? {
-        guard let entry = entries[Key(bytes: key)] else { return nil }
+    func entry(for key: FileSystemPath, now: UInt64, validity: UInt64) -> Entry? {
+        guard let entry = entries[Key(path: key)] else { return nil }
         if now &- entry.openedAt < validity { return entry }
-        entries[Key(bytes: key)] = nil
+        entries[Key(path: key)] = nil
         return nil
     }
 
     /// Keeps `file` for `key`. The file stays open while the cache holds it.
-    func insert(_ file: OpenFile, contentType: String, for key: [UInt8], now: UInt64,
+    func insert(_ file: OpenFile, contentType: String, for key: FileSystemPath, now: UInt64,
                 validity: UInt64) -> Entry {
         if entries.count >= capacity {
             entries = entries.filter { now &- $0.value.openedAt < validity }
@@ -82,7 +84,7 @@ final class OpenFileCache {
         }
         file.isShared = true
         let entry = Entry(file: file, contentType: contentType, openedAt: now)
-        entries[Key(bytes: key)] = entry
+        entries[Key(path: key)] = entry
         return entry
     }
 

@@ -111,13 +111,14 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
     /// Sends the response's status line and headers (`send_head`), and returns the body for
     /// `doGET()` to write, or nil when the response is complete (an error, a redirect, 304).
     open func sendHead() -> Body? {
-        guard let target = fileSystemPath() else { return notFound() }
+        guard let location = fileSystemPath() else { return notFound() }
         let cache = server.openFileCache
         let now = server.clockNow
         let validity = UInt64(max(server.configuration.openFileCacheValidity, 0) * 1000)
-        if validity > 0, let entry = cache.entry(for: target, now: now, validity: validity) {
+        if validity > 0, let entry = cache.entry(for: location, now: now, validity: validity) {
             return sendFileHead(entry.file, contentType: entry.contentType, cached: entry)
         }
+        let target = location.bytes
         guard case .opened(var file) = openUnderRoot(target) else { return notFound() }
         var info = stat()
         guard fstat(file.descriptor, &info) == 0 else { return notFound() }
@@ -146,7 +147,7 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
         }
         let contentType = guessType(String(decoding: contentPath, as: UTF8.self))
         guard validity > 0 else { return sendFileHead(file, contentType: contentType, cached: nil) }
-        let entry = cache.insert(file, contentType: contentType, for: target, now: now, validity: validity)
+        let entry = cache.insert(file, contentType: contentType, for: .bytes(target), now: now, validity: validity)
         return sendFileHead(file, contentType: contentType, cached: entry)
     }
 
