@@ -80,9 +80,12 @@ extension Exchange {
         if response.stage == .none { response.stage = .collecting }
     }
 
-    /// Adds a header line to the head and notes the fields that decide the framing.
+    /// Adds a header line to the head and notes the fields that decide the framing. Inlined
+    /// into `sendHeader`, its one user: 230 instructions fewer per F1 request, of seven header
+    /// lines (Scripts/callgrind --f1).
     /// - Returns: which notable field it was, or nil when the name or value holds CR, LF or
     ///   NUL: then nothing is added (no header injection).
+    @inline(__always)
     func appendHeaderLine(name: String, value: String) -> ResponseState.NotableField? {
         var declaredLength: Int?
         let field = withUTF8(of: name) { name in
@@ -269,7 +272,10 @@ func withUTF8<T>(of string: String, _ body: (UnsafeBufferPointer<UInt8>) -> T) -
 }
 
 /// Whether header bytes (UTF-8) can be written as they are: ASCII with no CR, LF or NUL.
-/// Other text goes through `latin1HeaderText`.
+/// Other text goes through `latin1HeaderText`. Inlined into its one caller, which checks a
+/// name and a value per header line: 140 instructions fewer per F1 request (Scripts/callgrind
+/// --f1).
+@inline(__always)
 func isSafeHeaderText(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
     // Eight bytes at a time, the last word overlapping the one before it (a run of four to
     // seven bytes: two overlapping halves; a shorter one: padded with spaces). A word with no
