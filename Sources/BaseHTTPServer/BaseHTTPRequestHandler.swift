@@ -104,6 +104,10 @@ open class BaseHTTPRequestHandler {
         }
     }
 
+    /// Called on the loop thread once the connection has closed: for subclasses in this
+    /// module that keep work going between requests (`AsyncHTTPRequestHandler`'s task).
+    func connectionDidClose() {}
+
     /// Whether the client has closed its side of the connection (or the connection is gone).
     var clientHasClosed: Bool { connection?.machine.peerClosed ?? true }
 

@@ -136,6 +136,7 @@ final class HTTPConnection: TransportDelegate {
         deferred?.clientDidLeave()
         deferred = nil
         handler.connection = nil
+        handler.connectionDidClose()
         drainWaiter?(false)
         bodyReader?(.failed(.clientGone))
         handler.server.connectionDidClose(self)

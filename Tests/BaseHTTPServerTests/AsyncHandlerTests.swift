@@ -104,6 +104,17 @@ struct AsyncHandlerTests {
         #expect(try exchange(running.port, "GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n").status == 404)
     }
 
+    @Test func aKeptAliveConnectionsRequestsRunOneAfterAnother() throws {
+        let running = try serve()
+        defer { running.stop() }
+        let client = try running.client()
+        for index in 0..<5 {
+            // The connection's task waits between requests, and each wakes it.
+            try client.send("GET /sleep/\(index)/answer\(index) HTTP/1.1\r\nHost: a\r\n\r\n")
+            #expect(try client.readResponse()?.bodyText == "answer\(index)")
+        }
+    }
+
     @Test func pipelinedResponsesKeepTheirOrderWhateverTheirTasksTake() throws {
         let running = try serve()
         defer { running.stop() }
