@@ -106,7 +106,14 @@ struct EmbeddingTests {
         let said = String(decoding: exit?.standardErrorContent ?? [], as: UTF8.self)
         #expect(said.contains("StubHandler reads a context, and this server was made without one"))
     }
+}
 
+/// `run()` and `await shutdown()`. A `Task` that calls `run()` needs one of Swift
+/// concurrency's threads to start on (two here), and the other suites' tests block those
+/// threads in `recv` while they wait for their servers: these run in Scripts/test's serial pass
+/// (their type's name says "TaskStartTests"), where nothing else holds the pool.
+@Suite("Async serving: run() and await shutdown()")
+struct AsyncServingTaskStartTests {
     @Test func runServesUntilItsTaskIsCancelled() async throws {
         let server = try HTTPServer(("127.0.0.1", 0), StubHandler.self, context: Stubs(["/": "up"]))
         defer { server.serverClose() }

@@ -12,8 +12,10 @@ private func isShuttingDown(_ server: HTTPServer) async -> Bool {
     }
 }
 
+/// Runs in Scripts/test's serial pass, as `AsyncServingTaskStartTests` does (a ServiceGroup's
+/// services start on Swift concurrency's threads).
 @Suite("swift-service-lifecycle: a server in a ServiceGroup")
-struct ServiceTests {
+struct ServiceGroupTaskStartTests {
     @Test func aGracefulShutdownOfTheGroupLetsTheRequestInFlightFinish() async throws {
         let stubs = Stubs(["/": "up"])
         let server = try HTTPServer(("127.0.0.1", 0), StubHandler.self, context: stubs)
