@@ -132,6 +132,9 @@ open class AsyncHTTPRequestHandler: BaseHTTPRequestHandler {
 
     override func connectionDidClose() {
         isClosed = true
+        // The task keeps its closure, and so this handler, for as long as the task object
+        // lives: letting go of it here breaks that cycle once the task has ended.
+        task = nil
         if let parked {
             self.parked = nil
             parked.resume(returning: nil)

@@ -6,7 +6,8 @@
 /// continuation resumed by a callback) runs in the same iteration, just before the loop next
 /// waits for I/O (a `LoopPrepare`): no wake-up, no system call. One enqueued from another
 /// thread is queued as `execute(_:)` queues a block and runs at the loop's next wake-up.
-/// Jobs still queued when the loop is closed never run.
+/// Jobs enqueued on the loop thread run before `run()` or `runOnce()` returns, and while
+/// `close()` closes the handles; jobs from other threads that arrive after `close()` never run.
 extension Loop: TaskExecutor {
     /// Runs `job` on the loop thread: in this iteration when called there while the loop
     /// runs, else at the loop's next wake-up. Any thread.
@@ -27,7 +28,7 @@ extension Loop: TaskExecutor {
     }
 
     /// Runs the jobs enqueued on the loop thread, and those they enqueue, until none is left.
-    private func runLocalJobs() {
+    func runLocalJobs() {
         while !localJobs.isEmpty {
             let jobs = localJobs
             localJobs = []

@@ -132,6 +132,7 @@ public final class Loop: @unchecked Sendable {
         enter()
         defer {
             stopRequested = false  // as libuv clears its stop flag when uv_run returns
+            runLocalJobs()  // enqueued in the last iteration, after its prepare step
             leave()
         }
         guard busyPollLimit > 0 else {
@@ -250,6 +251,7 @@ public final class Loop: @unchecked Sendable {
         enter()
         defer {
             stopRequested = false
+            runLocalJobs()
             leave()
         }
         return uv_run(raw, blocking ? UV_RUN_ONCE : UV_RUN_NOWAIT) != 0
@@ -387,7 +389,11 @@ public final class Loop: @unchecked Sendable {
         runQueued()
         queueLock.withLock { takesBlocks = false }
         runQueued()
+        // Entered, so that the task jobs the closing handles' callbacks enqueue (an async
+        // handler's task told its connection is gone) run here, and their tasks end.
+        enter()
         while true {
+            runLocalJobs()
             let (count, owners) = openHandles()
             if count == 0 { break }
             for owner in owners { owner.close() }
@@ -398,8 +404,9 @@ public final class Loop: @unchecked Sendable {
         uv_close(cuv_async_as_handle(wakeUp)) { handle in
             UnsafeMutableRawPointer(handle!).assumingMemoryBound(to: uv_async_t.self).deallocate()
         }
-        enter()
         uv_run(raw, UV_RUN_DEFAULT)
+        runLocalJobs()
+        jobRunner = nil  // it holds this loop: the cycle ends with the loop
         stopRequested = false
         leave()
         isClosed = true

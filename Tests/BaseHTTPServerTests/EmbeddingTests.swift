@@ -138,7 +138,10 @@ struct AsyncServingTaskStartTests {
         // The serve waits for the held response (within the grace period)...
         try await Task.sleep(for: .milliseconds(50))
         #expect(server.isServing)
-        stubs.held.withLock { $0.forEach { $0.finish() } }
+        stubs.held.withLock { held in
+            held.forEach { $0.finish() }
+            held.removeAll()  // a kept response keeps its handler, and so the server, whose context this is
+        }
         // ... which arrives whole, with the connection closing after it.
         let response = try #require(try await offThePool { try client.readResponse() })
         #expect(response.bodyText == "held")
