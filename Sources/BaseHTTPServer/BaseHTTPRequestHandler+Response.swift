@@ -1,5 +1,5 @@
 import Glibc
-import Synchronization
+import UVLoop
 
 extension BaseHTTPRequestHandler {
     /// Sends a status line and the `Server` and `Date` headers for an `HTTPStatus`.
@@ -170,4 +170,4 @@ func writeAll(to descriptor: Int32, _ bytes: UnsafeRawBufferPointer) {
 }
 
 /// Held by `writeAll` while it writes, by whichever thread.
-private let writeLock = Mutex(())
+private let writeLock = Locked(())

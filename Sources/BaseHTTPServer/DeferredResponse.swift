@@ -17,7 +17,7 @@ public final class DeferredResponse: Sendable {
     private let clientGone = Atomic<Bool>(false)
     private let finished = Atomic<Bool>(false)
     /// Run once when the client leaves (`whenClientLeaves`): an async handler's task cancel.
-    private let leaveAction = Mutex<(@Sendable () -> Void)?>(nil)
+    private let leaveAction = Locked<(@Sendable () -> Void)?>(nil)
 
     init(handler: BaseHTTPRequestHandler) {
         handlerBox = LoopBound(handler)

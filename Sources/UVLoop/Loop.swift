@@ -416,27 +416,6 @@ public final class Loop: @unchecked Sendable {
     }
 }
 
-/// A mutex for the few fields other threads touch. Heap-allocated: a pthread mutex must not move.
-final class PthreadLock: @unchecked Sendable {
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
-
-    func withLock<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return try body()
-    }
-}
-
 /// An owner of a libuv handle on a loop, which the loop can ask to close when it closes.
 /// `close()` closes the handle at once, except a running child's, which closes after its exit.
 protocol LoopResource: AnyObject {

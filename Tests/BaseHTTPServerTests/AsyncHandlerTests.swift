@@ -15,7 +15,7 @@ final class AsyncProbe: Sendable {
     let store = Store()
     let cancelled = Atomic(0)
     let waiting = Atomic(0)
-    private let gate = Mutex<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
+    private let gate = Locked<(open: Bool, waiters: [CheckedContinuation<Void, Never>])>((false, []))
 
     func passGate() async {
         await withCheckedContinuation { waiter in

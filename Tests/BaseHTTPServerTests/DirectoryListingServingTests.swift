@@ -277,13 +277,11 @@ struct LargeDirectoryListingTests {
     }
 }
 
-/// Timed requests, handed from the thread that makes them to the test. (A `Mutex` captured by
-/// the thread's closure drew a ThreadSanitizer report of an access race on the capture.)
-private final class Samples: @unchecked Sendable {
-    private let lock = NSLock()
-    private var samples: [(start: Double, seconds: Double)] = []
-    func add(start: Double, seconds: Double) { lock.withLock { samples.append((start, seconds)) } }
-    var all: [(start: Double, seconds: Double)] { lock.withLock { samples } }
+/// Timed requests, handed from the thread that makes them to the test.
+private final class Samples: Sendable {
+    private let samples = Locked<[(start: Double, seconds: Double)]>([])
+    func add(start: Double, seconds: Double) { samples.withLock { $0.append((start, seconds)) } }
+    var all: [(start: Double, seconds: Double)] { samples.withLock { $0 } }
 }
 
 private func monotonicSeconds() -> Double {

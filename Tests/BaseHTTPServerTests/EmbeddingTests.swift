@@ -1,4 +1,3 @@
-import Synchronization
 import Testing
 import UVLoop
 @testable import BaseHTTPServer
@@ -7,9 +6,9 @@ import UVLoop
 /// asked for.
 final class Stubs: Sendable {
     let answers: [String: String]
-    let asked = Mutex<[String]>([])
+    let asked = Locked<[String]>([])
     /// Responses held open by `/hold`, for a test to finish.
-    let held = Mutex<[DeferredResponse]>([])
+    let held = Locked<[DeferredResponse]>([])
 
     init(_ answers: [String: String]) { self.answers = answers }
 }

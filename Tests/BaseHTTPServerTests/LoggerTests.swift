@@ -6,7 +6,7 @@ import UVLoop
 
 /// The events a `Logger` was given, for a test to read.
 final class LogEvents: Sendable {
-    private let events = Mutex<[LogEvent]>([])
+    private let events = Locked<[LogEvent]>([])
     func append(_ event: LogEvent) { events.withLock { $0.append(event) } }
     var all: [LogEvent] { events.withLock { $0 } }
     var access: [LogEvent] { all.filter { $0.metadata?["http.response.status_code"] != nil } }

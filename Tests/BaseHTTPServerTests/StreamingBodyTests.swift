@@ -1,13 +1,13 @@
 import Foundation
 import Glibc
-import Synchronization
 import Testing
+import UVLoop
 @testable import BaseHTTPServer
 
 /// What the streaming handlers saw, by test key (the first path segment), across threads.
 final class StreamLog: Sendable {
     static let shared = StreamLog()
-    private let events = Mutex<[String: [String]]>([:])
+    private let events = Locked<[String: [String]]>([:])
 
     func record(_ key: String, _ event: String) {
         events.withLock { $0[key, default: []].append(event) }
