@@ -158,7 +158,7 @@ package func writeAll(to descriptor: Int32, _ text: String) {
 /// another server's lines.
 func writeAll(to descriptor: Int32, _ bytes: UnsafeRawBufferPointer) {
     guard let base = bytes.baseAddress else { return }
-    writeLock.withLock { _ in
+    writeLock.withLock {
         var offset = 0
         while offset < bytes.count {
             let written = Glibc.write(descriptor, base + offset, bytes.count - offset)
@@ -170,4 +170,4 @@ func writeAll(to descriptor: Int32, _ bytes: UnsafeRawBufferPointer) {
 }
 
 /// Held by `writeAll` while it writes, by whichever thread.
-private let writeLock = Locked(())
+private let writeLock = PthreadLock()
