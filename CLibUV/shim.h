@@ -26,6 +26,9 @@ static inline uv_handle_t *cuv_timer_as_handle(uv_timer_t *t) { return (uv_handl
 static inline uv_handle_t *cuv_async_as_handle(uv_async_t *a) { return (uv_handle_t *)a; }
 static inline uv_handle_t *cuv_signal_as_handle(uv_signal_t *s) { return (uv_handle_t *)s; }
 static inline uv_handle_t *cuv_prepare_as_handle(uv_prepare_t *p) { return (uv_handle_t *)p; }
+static inline uv_prepare_t *cuv_handle_as_prepare(uv_handle_t *h) { return (uv_prepare_t *)h; }
+static inline uv_handle_t *cuv_idle_as_handle(uv_idle_t *i) { return (uv_handle_t *)i; }
+static inline uv_idle_t *cuv_handle_as_idle(uv_handle_t *h) { return (uv_idle_t *)h; }
 
 // sockaddr_in6 and sockaddr_storage are cast to sockaddr for bind/connect/getsockname.
 static inline const struct sockaddr *cuv_sockaddr(const void *storage) {

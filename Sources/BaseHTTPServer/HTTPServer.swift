@@ -91,9 +91,9 @@ open class HTTPServer: @unchecked Sendable {
     /// Whether a handler called `serverClose()`: the serve closes everything as it ends.
     private var closesAfterServing = false
     private var sweepTimer: LoopTimer?
-    /// Work for the loop's next turn (`onNextTurn`), and the one timer that runs it.
+    /// Work for the loop's next turn (`onNextTurn`), and the one hook that runs it.
     private var nextTurnWork: [() -> Void] = []
-    private var nextTurnTimer: LoopTimer?
+    private var nextTurnHook: LoopHook?
     private var graceTimer: LoopTimer?
     private var completedRequests = 0
     /// Added to the loop's time when deadlines are checked (see `advanceDeadlineClock`).
@@ -184,8 +184,8 @@ open class HTTPServer: @unchecked Sendable {
         loop.run()
         runNextTurnWork()  // Whatever waited is told its connection has gone.
         openFileCache.removeAll()  // No file stays open between serves.
-        nextTurnTimer?.close()
-        nextTurnTimer = nil
+        nextTurnHook?.close()
+        nextTurnHook = nil
         sweepTimer?.close()
         sweepTimer = nil
         graceTimer?.close()
@@ -286,7 +286,7 @@ open class HTTPServer: @unchecked Sendable {
         listener = nil
         sweepTimer = nil
         graceTimer = nil
-        nextTurnTimer = nil
+        nextTurnHook = nil
         // Runs still watched (a CGI script's) hold their handler, and a handler its server:
         // let them go with the loop, or the server could never be freed.
         deadlineWatchers.removeAll()
@@ -455,16 +455,19 @@ open class HTTPServer: @unchecked Sendable {
 
     /// Runs `body` on the loop's next turn, after the events at hand: how a producer that
     /// may go on at once (its output already drained) goes on without recursing into
-    /// itself, and without holding up other connections. One timer serves every connection.
+    /// itself, and without holding up other connections. Work queued by the work of a turn
+    /// waits for the next one, so a download that never fills its socket still gives way to
+    /// other connections once per turn. One hook serves every connection.
     func onNextTurn(_ body: @escaping () -> Void) {
         nextTurnWork.append(body)
         guard nextTurnWork.count == 1 else { return }
-        let timer = nextTurnTimer ?? LoopTimer(loop: loop)
-        nextTurnTimer = timer
-        timer.start(after: 0) { [unowned self] in runNextTurnWork() }
+        let hook = nextTurnHook ?? LoopHook(loop: loop, .nextTurn) { [unowned self] in runNextTurnWork() }
+        nextTurnHook = hook
+        hook.start()
     }
 
     private func runNextTurnWork() {
+        nextTurnHook?.stop()
         guard !nextTurnWork.isEmpty else { return }
         let work = nextTurnWork
         nextTurnWork.removeAll(keepingCapacity: true)

@@ -6,9 +6,9 @@ import UVLoop
 ///
 /// A line logged on the thread that runs the server's loop waits in a buffer, which is written
 /// - once per loop iteration in which lines were logged, just before the loop waits for I/O
-///   again (a `LoopPrepare`, started only while lines wait, so an idle server sleeps): a
-///   line never waits for another event, only for the callbacks already due, which on a
-///   terminal is at once to the eye;
+///   again (a `.beforeWait` `LoopHook`, started only while lines wait, so an idle server
+///   sleeps): a line never waits for another event, only for the callbacks already due, which
+///   on a terminal is at once to the eye;
 /// - at once when `batchLimit` bytes wait;
 /// - when the run that logged it ends (`serveForever()` and `handleRequest()` flush before
 ///   returning) and when the server closes;
@@ -35,7 +35,7 @@ final class LogBuffer {
     @exclusivity(unchecked) private var pending = ByteBuffer()
     /// Writes `pending` before the loop next waits; made on first use, started only while
     /// lines wait.
-    private var flusher: LoopPrepare?
+    private var flusher: LoopHook?
     /// Whether `close()` ran: every line is then written directly.
     private var isClosed = false
 
@@ -96,7 +96,7 @@ final class LogBuffer {
     private func canBatch() -> Bool {
         guard !isClosed, loop.isRunningOnCurrentThread else { return false }
         if let flusher { return !flusher.isClosed }  // closed only by the loop's `close()`
-        flusher = LoopPrepare(loop: loop) { [unowned self] in flush() }
+        flusher = LoopHook(loop: loop, .beforeWait) { [unowned self] in flush() }
         return true
     }
 

@@ -4,7 +4,7 @@
 ///
 /// A job enqueued on the loop thread while the loop runs (a task started by a handler, a
 /// continuation resumed by a callback) runs in the same iteration, just before the loop next
-/// waits for I/O (a `LoopPrepare`): no wake-up, no system call. One enqueued from another
+/// waits for I/O (a `LoopHook` in its `.beforeWait` phase): no wake-up, no system call. One enqueued from another
 /// thread is queued as `execute(_:)` queues a block and runs at the loop's next wake-up.
 /// Jobs enqueued on the loop thread run before `run()` or `runOnce()` returns, and while
 /// `close()` closes the handles; jobs from other threads that arrive after `close()` never run.
@@ -21,7 +21,7 @@ extension Loop: TaskExecutor {
         if let jobRunner {
             jobRunner.start()
         } else {
-            let runner = LoopPrepare(loop: self) { [unowned self] in runLocalJobs() }
+            let runner = LoopHook(loop: self, .beforeWait) { [unowned self] in runLocalJobs() }
             runner.start()
             jobRunner = runner
         }

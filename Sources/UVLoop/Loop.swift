@@ -43,7 +43,7 @@ public final class Loop: @unchecked Sendable {
     /// Task jobs enqueued on the loop thread while it runs (see `Loop+Executor`), and the
     /// prepare handle that runs them before the loop next waits. Loop thread only.
     var localJobs: [UnownedJob] = []
-    var jobRunner: LoopPrepare?
+    var jobRunner: LoopHook?
 
     /// Creates a loop with its own `uv_loop_t` and a read buffer of `readBufferSize` bytes.
     ///
@@ -284,7 +284,7 @@ public final class Loop: @unchecked Sendable {
     }
 
     /// Whether the calling thread is inside `run()` or `runOnce()` of this loop (false when no
-    /// thread is): work left for a later iteration (a `LoopPrepare`) is then sure to be
+    /// thread is): work left for a later iteration (a `LoopHook`) is then sure to be
     /// reached before the loop sleeps, or else when the run returns to its caller.
     public var isRunningOnCurrentThread: Bool {
         runningThread.load(ordering: .acquiring) == UInt(pthread_self())

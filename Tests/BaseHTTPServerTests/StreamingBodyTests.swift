@@ -151,6 +151,42 @@ final class EndlessWriter: BaseHTTPRequestHandler {
     }
 }
 
+/// `GET /tick/KEY` writes four bytes a turn, each after the output drained (as it has at
+/// once, with a client that reads as fast as it can), until `GET /stop/KEY`
+/// asks it to stop or it has written `Ticker.cap` pieces; then it says which in its last line.
+final class Ticker: BaseHTTPRequestHandler {
+    static let cap = 1_000_000
+    override func logMessage(_ message: String) {}
+    override func doGET() throws {
+        let parts = path.split(separator: "/")
+        let key = String(parts.last ?? "")
+        if parts.first == "stop" {
+            StreamLog.shared.record(key, "stop")
+            sendResponse(200)
+            sendHeader("Content-Length", "0")
+            endHeaders()
+            return
+        }
+        let response = deferResponse()
+        sendResponse(200)
+        endHeaders()
+        var pieces = 0
+        func tick() {
+            let stopped = StreamLog.shared.events(key).contains("stop")
+            if stopped || pieces == Ticker.cap {
+                wfile.write("\n\(stopped ? "stopped" : "capped") after \(pieces)\n")
+                response.finish()
+                return
+            }
+            wfile.write("tick")
+            pieces += 1
+            if pieces == 1 { StreamLog.shared.record(key, "ticking") }
+            waitForDrain { clientIsThere in clientIsThere ? tick() : response.finish() }
+        }
+        tick()
+    }
+}
+
 /// A body of `count` bytes, and the sum StreamingSink computes over it.
 func patternedBody(_ count: Int) -> (bytes: [UInt8], sum: UInt64) {
     let bytes = (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ $0 >> 11) }
@@ -367,5 +403,30 @@ struct StreamingBodyTests {
         client!.reset()
         client = nil  // Closed: the server's next write is reset.
         #expect(StreamLog.shared.waitFor("k1", "gone after") != nil, "\(StreamLog.shared.events("k1").suffix(3))")
+    }
+
+    /// A response that goes on at once after each piece (its output always drained) gives
+    /// way to other connections every turn: another client's request is answered while it is
+    /// still going, not after it.
+    @Test func aResponseThatNeverWaitsForItsClientDoesNotHoldUpOtherConnections() throws {
+        let running = try RunningServer(Ticker.self)
+        defer { running.stop() }
+        let ticking = try running.client()
+        try ticking.send("GET /tick/t1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        // Read it all as it comes, so the kernel always takes the next piece: the response
+        // never has to wait for its client.
+        let done = DispatchSemaphore(value: 0)
+        let body = Locked("")
+        Thread { [ticking] in
+            if let response = try? ticking.readResponse() { body.withLock { $0 = response.bodyText } }
+            done.signal()
+        }.start()
+        #expect(StreamLog.shared.waitFor("t1", "ticking") != nil)
+        let other = try running.client()
+        try other.send("GET /stop/t1 HTTP/1.1\r\nHost: a\r\n\r\n")
+        #expect(try other.readResponse()?.status == 200)
+        #expect(done.wait(timeout: .now() + 60) == .success)
+        let lastLine = body.withLock { $0 }.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(lastLine.hasPrefix("stopped after "), "\(lastLine)")
     }
 }

@@ -1,8 +1,9 @@
 import Testing
+import CLibUV
 @testable import UVLoop
 
-@Suite("LoopPrepare")
-struct LoopPrepareTests {
+@Suite("LoopHook")
+struct LoopHookTests {
     /// Work a timer leaves is handed on before the loop waits: here the loop would otherwise
     /// sleep until the one-minute timer, and the test would time out.
     @Test func aStartedBlockRunsBeforeTheLoopWaitsForIO() throws {
@@ -10,8 +11,8 @@ struct LoopPrepareTests {
         let keepAlive = LoopTimer(loop: loop)
         keepAlive.start(after: 60_000) {}
         var runs = 0
-        var prepare: LoopPrepare?
-        prepare = LoopPrepare(loop: loop) {
+        var prepare: LoopHook?
+        prepare = LoopHook(loop: loop, .beforeWait) {
             runs += 1
             prepare?.stop()
             loop.stop()
@@ -33,7 +34,7 @@ struct LoopPrepareTests {
         let keepAlive = LoopTimer(loop: loop)
         keepAlive.start(after: 60_000) {}
         var runs = 0
-        let prepare = LoopPrepare(loop: loop) { runs += 1 }
+        let prepare = LoopHook(loop: loop, .beforeWait) { runs += 1 }
         loop.runOnce(blocking: false)
         #expect(runs == 0)
         prepare.start()
@@ -48,6 +49,58 @@ struct LoopPrepareTests {
         prepare.start()  // ignored once closed
         loop.runOnce(blocking: false)
         #expect(runs == 3 && !prepare.isActive && prepare.isClosed)
+        keepAlive.close()
+        closeCleanly(loop)
+    }
+
+    /// While a `.nextTurn` block is started the loop polls without sleeping: three turns
+    /// pass at once although the only timer is a minute away.
+    @Test func aNextTurnBlockKeepsTheLoopFromSleeping() throws {
+        let loop = try Loop()
+        let keepAlive = LoopTimer(loop: loop)
+        keepAlive.start(after: 60_000) {}
+        var runs = 0
+        let hook = LoopHook(loop: loop, .nextTurn) {
+            runs += 1
+            if runs == 3 { loop.stop() }
+        }
+        hook.start()
+        let started = uv_hrtime()
+        loop.run()
+        #expect(runs == 3)
+        #expect(uv_hrtime() - started < 1_000_000_000)
+        hook.stop()
+        loop.runOnce(blocking: false)
+        #expect(runs == 3)
+        keepAlive.close()
+        closeCleanly(loop)
+        #expect(hook.isClosed)
+    }
+
+    /// Work that goes on at once, turn after turn, still lets the events at hand be handled
+    /// between two of its turns. (A timer due in 0 ms that restarts itself would not: libuv
+    /// runs it again in the same iteration, and the wake-up below would never be seen.)
+    @Test func aNextTurnBlockLetsReadyEventsRunBetweenItsTurns() throws {
+        let loop = try Loop()
+        let keepAlive = LoopTimer(loop: loop)
+        keepAlive.start(after: 60_000) {}
+        let woken = Locked(false)
+        var runs = 0
+        var runsWhenWoken = 0
+        let hook = LoopHook(loop: loop, .nextTurn) {
+            runs += 1
+            if runs == 1 {
+                loop.execute { woken.withLock { $0 = true } }  // an eventfd write: ready I/O
+            } else if woken.withLock({ $0 }) {
+                runsWhenWoken = runs
+                loop.stop()
+            } else if runs == 100_000 {
+                loop.stop()
+            }
+        }
+        hook.start()
+        loop.run()
+        #expect(runsWhenWoken == 2)
         keepAlive.close()
         closeCleanly(loop)
     }
