@@ -37,13 +37,19 @@ public final class TCPConnection: StreamConnection {
 
     /// Whether `TCP_NODELAY` is on for the socket (accepted sockets inherit it from the
     /// listener on Linux); nil when the socket cannot be asked.
-    var isNoDelay: Bool? {
+    var isNoDelay: Bool? { integerOption(Int32(IPPROTO_TCP), TCP_NODELAY).map { $0 != 0 } }
+
+    /// `TCP_NOTSENT_LOWAT` of the socket (0: the kernel's default), or nil when it cannot be
+    /// read. For tests.
+    var unsentLimit: Int? { integerOption(Int32(IPPROTO_TCP), TCP_NOTSENT_LOWAT).map { Int($0) } }
+
+    private func integerOption(_ level: Int32, _ name: Int32) -> Int32? {
         var fd: uv_os_fd_t = -1
         guard uv_fileno(cuv_tcp_as_handle(handle), &fd) == 0 else { return nil }
         var value: Int32 = 0
         var length = socklen_t(MemoryLayout<Int32>.size)
-        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &value, &length) == 0 else { return nil }
-        return value != 0
+        guard getsockopt(fd, level, name, &value, &length) == 0 else { return nil }
+        return value
     }
 
     /// Writes `prefix`, then sends up to `count` bytes of the file `descriptor` from `offset`

@@ -79,6 +79,31 @@ struct TCPEchoTests {
         closeCleanly(loop)
     }
 
+    /// The listener's unsent-bytes limit reaches every accepted socket without a system call
+    /// of its own; nil leaves the kernel's default.
+    @Test(arguments: [TCPListener.defaultUnsentLimit, 64 << 10, nil])
+    func acceptedConnectionsHaveTheListenersUnsentLimit(_ limit: Int?) throws {
+        let loop = try Loop()
+        let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0, unsentLimit: limit)
+        var seen: [Int?] = []
+        listener.onConnection = { connection in
+            seen.append(connection.unsentLimit)
+            connection.close()
+        }
+        var clients: [TCPConnection] = []
+        for _ in 0..<2 {
+            TCPConnection.connect(loop: loop, host: "127.0.0.1", port: listener.localAddress.port) { result in
+                if case .success(let client) = result { clients.append(client) }
+            }
+        }
+        run(loop, until: { seen.count == 2 })
+        #expect(seen == [limit ?? 0, limit ?? 0])
+        #expect(TCPListener.defaultUnsentLimit == 512 << 10)
+        for client in clients { client.close() }
+        listener.close()
+        closeCleanly(loop)
+    }
+
     @Test func bindingAPortInUseThrowsAddressInUse() throws {
         let loop = try Loop()
         let first = try TCPListener(loop: loop, host: "127.0.0.1", port: 0)
