@@ -617,8 +617,10 @@ def report(path, markdown_path):
                    "http.server` as typed (HTTP/1.0: a connection per request). Each logs "
                    "every request to a file on disk; a log with fewer lines than requests "
                    "is an error.",
-                   "F3/F4: MB/s = 10^6 bytes per second from the request to the last body "
-                   "byte; CPU s/GB: the server's CPU seconds per 10^9 bytes sent; ratios "
+                   "F3/F4: downloads one after another, each on a new connection, for at "
+                   "least 2 s (and at least 3); MB/s = 10^6 bytes per second from each "
+                   "request to its last body byte, over the run; CPU s/GB: the server's CPU "
+                   "seconds per 10^9 bytes sent; ratios "
                    "ours/peer: MB/s above 1 and CPU s/GB below 1 favour ours.",
                    "F1/F2/F5/F6: a curl before each run checks the answer (F6: 304 without a "
                    "body), and wrk's bytes read per request must fit (F6: under 4 KiB); a "
