@@ -33,6 +33,7 @@ public final class LoopHook: LoopResource {
 
     /// The loop the block runs on.
     public let loop: Loop
+    /// Where in each iteration the block runs.
     public let phase: Phase
 
     /// Owned by this object, allocated as the phase's handle type; `data` holds a retain of

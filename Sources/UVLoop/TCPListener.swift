@@ -13,8 +13,9 @@ public final class TCPListener: LoopResource {
     /// The bound address; its port is the real one when port 0 was asked for.
     public let localAddress: SocketAddress
 
-    /// Called with each accepted connection (reading not started, `TCP_NODELAY` on). The
-    /// callee owns it from then on; with no callback set, the connection is closed.
+    /// Called with each accepted connection (reading not started, `TCP_NODELAY` on, the
+    /// listener's `unsentLimit` set). The callee owns it from then on; with no callback set,
+    /// the connection is closed.
     public var onConnection: ((TCPConnection) -> Void)?
 
     /// Called when accepting fails, e.g. with `.tooManyOpenFiles` (libuv then drops the
@@ -86,11 +87,12 @@ public final class TCPListener: LoopResource {
     /// that full, a 256 MiB download over loopback cost 0.34-0.41 CPU s per GB and ran at
     /// 2.3-3.2 GB/s; with 512 KiB (or 256 KiB) 0.22-0.23 s and 4.2-4.4 GB/s, as lighttpd;
     /// with 1 MiB 0.28-0.30 s, with 2 MiB 0.34 s (the F4 file, server and client on their own
-    /// CPUs, medians of 20 downloads). The kernel's work per acknowledgement grows with the
-    /// queue. Data in flight is not limited: only what waits behind it, so a fast network
+    /// CPUs, medians of 20 downloads). With the long queue the kernel sent a quarter more,
+    /// smaller segments for the same bytes, and had as many more acknowledgements to handle
+    /// (`nstat`). Data in flight is not limited, only what waits behind it: a fast network
     /// path keeps its window full as long as the server refills the queue within the time
     /// half of it takes to send.
-    public static let defaultUnsentLimit: Int? = 512 << 10
+    public static let defaultUnsentLimit = 512 << 10
 
     private static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(UVError) {
         var value = value

@@ -58,36 +58,17 @@ struct TCPEchoTests {
         closeCleanly(loop)
     }
 
-    @Test func acceptedConnectionsHaveNagleOff() throws {
-        let loop = try Loop()
-        let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0)
-        var noDelay: [Bool?] = []
-        listener.onConnection = { connection in
-            noDelay.append(connection.isNoDelay)
-            connection.close()
-        }
-        var clients: [TCPConnection] = []
-        for _ in 0..<3 {
-            TCPConnection.connect(loop: loop, host: "127.0.0.1", port: listener.localAddress.port) { result in
-                if case .success(let client) = result { clients.append(client) }
-            }
-        }
-        run(loop, until: { noDelay.count == 3 })
-        #expect(noDelay == [true, true, true])
-        for client in clients { client.close() }
-        listener.close()
-        closeCleanly(loop)
-    }
-
-    /// The listener's unsent-bytes limit reaches every accepted socket without a system call
-    /// of its own; nil leaves the kernel's default.
+    /// Nagle's algorithm is off and the listener's unsent-bytes limit is set on every accepted
+    /// socket, without a system call of its own; a nil limit leaves the kernel's default.
     @Test(arguments: [TCPListener.defaultUnsentLimit, 64 << 10, nil])
-    func acceptedConnectionsHaveTheListenersUnsentLimit(_ limit: Int?) throws {
+    func acceptedConnectionsHaveNagleOffAndTheListenersUnsentLimit(_ limit: Int?) throws {
         let loop = try Loop()
         let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0, unsentLimit: limit)
         var seen: [Int?] = []
+        var noDelay: [Bool?] = []
         listener.onConnection = { connection in
             seen.append(connection.unsentLimit)
+            noDelay.append(connection.isNoDelay)
             connection.close()
         }
         var clients: [TCPConnection] = []
@@ -98,6 +79,7 @@ struct TCPEchoTests {
         }
         run(loop, until: { seen.count == 2 })
         #expect(seen == [limit ?? 0, limit ?? 0])
+        #expect(noDelay == [true, true])
         #expect(TCPListener.defaultUnsentLimit == 512 << 10)
         for client in clients { client.close() }
         listener.close()
