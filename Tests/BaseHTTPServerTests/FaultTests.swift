@@ -229,9 +229,11 @@ struct FaultTests {
         let after = try MemoryReading.now(trimmed: true)
         print("20,000 connect/close cycles in \(String(format: "%.2f", elapsed)) s; \(left) connections left")
         // Measured: heap +0.08-0.12 MB in every pass; RSS -0.1 to +0.3 MB (plain, release; TSan
-        // +2.7 MB). With every connection kept (tried): heap +4.2-5.2 MB, RSS +0 to +5.3 MB.
+        // +2.7 MB). Once, in ASan's serial pass, heap +1.04 MB (+0.08 in five runs after it):
+        // some other allocation of about 1 MiB was live at the second reading. With every
+        // connection kept (tried): heap +4.2-5.2 MB, RSS +0 to +5.3 MB; the bound is below that.
         expectMemoryGrowth(from: before, to: after, "20,000 connect/close cycles",
-                           heapBelow: 1024, rssBelow: 8 * 1024)
+                           heapBelow: 2048, rssBelow: 8 * 1024)
     }
 }
 
