@@ -41,7 +41,7 @@ public final class Loop: @unchecked Sendable {
     var childReaper: ChildReaper?
 
     /// Task jobs enqueued on the loop thread while it runs (see `Loop+Executor`), and the
-    /// prepare handle that runs them before the loop next waits. Loop thread only.
+    /// hook that runs them in the loop's next turn. Loop thread only.
     var localJobs: [UnownedJob] = []
     var jobRunner: LoopHook?
 
@@ -132,7 +132,7 @@ public final class Loop: @unchecked Sendable {
         enter()
         defer {
             stopRequested = false  // as libuv clears its stop flag when uv_run returns
-            runLocalJobs()  // enqueued in the last iteration, after its prepare step
+            runLocalJobs()  // enqueued in the last iteration, for a turn that does not come
             leave()
         }
         guard busyPollLimit > 0 else {

@@ -105,6 +105,33 @@ struct LoopHookTests {
         closeCleanly(loop)
     }
 
+    /// The loop as a task executor gives way once a turn too: a task that yields again and
+    /// again on it does not keep a ready wake-up (an eventfd write) from being handled.
+    @Test func aTaskThatKeepsYieldingOnTheLoopLetsReadyEventsRun() throws {
+        let loop = try Loop()
+        let keepAlive = LoopTimer(loop: loop)
+        keepAlive.start(after: 60_000) {}
+        let woken = Locked(false)
+        let yieldsBeforeWoken = Locked(0)
+        LoopTimer(loop: loop).start(after: 0) {
+            Task(executorPreference: loop) {
+                var yields = 0
+                while !woken.withLock({ $0 }) && yields < 1_000_000 {
+                    yields += 1
+                    await Task.yield()
+                }
+                yieldsBeforeWoken.withLock { $0 = yields }
+                loop.stop()
+            }
+            loop.execute { woken.withLock { $0 = true } }
+        }
+        loop.run()
+        #expect(woken.withLock { $0 })
+        #expect(yieldsBeforeWoken.withLock { $0 } <= 2)
+        keepAlive.close()
+        closeCleanly(loop)
+    }
+
     @Test func isRunningOnCurrentThreadHoldsOnlyInsideARun() throws {
         let loop = try Loop()
         #expect(!loop.isRunningOnCurrentThread)
