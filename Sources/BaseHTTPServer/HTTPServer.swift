@@ -71,13 +71,9 @@ open class HTTPServer: @unchecked Sendable {
     private var listener: TCPListener?
     /// The open connections; each is owned here until its transport has closed.
     private var connections: [HTTPConnection] = []
-    /// For an HTTPS server: the certificate and key, loaded, that every connection shares.
-    private let tlsContext: TLSContext?
-    /// What a client that sends plain HTTP to an HTTPS server is answered.
-    private let plainHTTPReply: [UInt8]
-    /// TLS connections whose handshake is under way, with the time it began (`clockNow`):
-    /// they become `connections` when it succeeds.
-    private var handshakes: [ObjectIdentifier: (connection: TLSConnection, start: UInt64)] = [:]
+    /// For an HTTPS server: the certificate and key, and the connections whose handshake is
+    /// under way; they become `connections` when it succeeds.
+    private let handshakes: TLSHandshakes?
     /// The files `SimpleHTTPRequestHandler`s keep open between requests.
     let openFileCache = OpenFileCache()
     /// How many CGI scripts run, and which wait (`CGIHTTPRequestHandler`).
@@ -142,8 +138,7 @@ open class HTTPServer: @unchecked Sendable {
     ///   bound); `UVError`, for example `.addressInUse`.
     public init(_ address: (host: String, port: Int), _ handler: BaseHTTPRequestHandler.Type,
                 tls: TLSConfiguration? = nil) throws {
-        tlsContext = try tls.map { configuration throws(TLSError) in try TLSContext(configuration) }
-        plainHTTPReply = tls == nil ? [] : HTTPServer.plainHTTPReply()
+        handshakes = try tls.map { configuration throws(TLSError) in try TLSHandshakes(configuration) }
         loop = try Loop()
         logBuffer = LogBuffer(loop: loop)
         handlerType = handler
@@ -279,8 +274,7 @@ open class HTTPServer: @unchecked Sendable {
         isClosed = true
         openFileCache.removeAll()
         // Closed here, so that no handshake reports its end to a server being deinitialized.
-        for (connection, _) in handshakes.values { connection.close() }
-        handshakes.removeAll()
+        handshakes?.closeAll()
         logBuffer.close()  // Lines logged from here on are written directly.
         listener?.close()
         listener = nil
@@ -301,11 +295,8 @@ open class HTTPServer: @unchecked Sendable {
     // MARK: Connections
 
     private func accept(_ tcp: TCPConnection) {
-        if let tlsContext {
-            let tls = TLSConnection(over: tcp, context: tlsContext, plainHTTPReply: plainHTTPReply) {
-                [unowned self] tls, error in handshakeDidEnd(tls, error)
-            }
-            handshakes[ObjectIdentifier(tls)] = (tls, clockNow)
+        if let handshakes {
+            handshakes.begin(over: tcp, at: clockNow) { [unowned self] tls, error in handshakeDidEnd(tls, error) }
             connectionCountDidChange()
         } else {
             add(HTTPConnection(server: self, transport: tcp))
@@ -320,7 +311,7 @@ open class HTTPServer: @unchecked Sendable {
 
     /// Publishes the count, and stops accepting at the cap. Handshakes under way count.
     private func connectionCountDidChange() {
-        let count = connections.count + handshakes.count
+        let count = connections.count + (handshakes?.count ?? 0)
         openConnections.store(count, ordering: .relaxed)
         if count >= configuration.maxConnections {
             listener?.pauseAccepting()
@@ -331,7 +322,7 @@ open class HTTPServer: @unchecked Sendable {
     }
 
     private func handshakeDidEnd(_ tls: TLSConnection, _ error: TLSError?) {
-        guard handshakes.removeValue(forKey: ObjectIdentifier(tls)) != nil else { return }
+        guard handshakes?.end(tls) == true else { return }
         switch error {
         case nil where !isShuttingDown:
             add(HTTPConnection(server: self, transport: tls))
@@ -349,15 +340,6 @@ open class HTTPServer: @unchecked Sendable {
             // that refused the certificate would fill the log.
             connectionCountDidChange()
         }
-    }
-
-    /// The plain-text answer to plain HTTP on the HTTPS port (nginx answers so too).
-    private static func plainHTTPReply() -> [UInt8] {
-        let body = "400 Bad Request: this port speaks HTTPS, and the request came in plain HTTP.\n"
-            + "Use an https:// URL.\n"
-        let head = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
-            + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n"
-        return Array((head + body).utf8)
     }
 
     private func acceptDidFail(_ error: UVError) {
@@ -414,10 +396,7 @@ open class HTTPServer: @unchecked Sendable {
 
     /// Closes the TLS connections whose handshake is under way: they have no request yet.
     private func closeHandshakes() {
-        let pending = handshakes.values
-        handshakes.removeAll()
-        for (connection, _) in pending { connection.close() }
-        if !pending.isEmpty { connectionCountDidChange() }
+        if let handshakes, handshakes.closeAll() > 0 { connectionCountDidChange() }
     }
 
     private func beginShutdown() {
@@ -444,7 +423,7 @@ open class HTTPServer: @unchecked Sendable {
         graceTimer = nil
         var timeouts = [configuration.headTimeout, configuration.bodyTimeout,
                         configuration.idleTimeout, configuration.writeTimeout].filter { $0 > 0 }
-        if tlsContext != nil && configuration.handshakeTimeout > 0 {
+        if handshakes != nil && configuration.handshakeTimeout > 0 {
             timeouts.append(configuration.handshakeTimeout)
         }
         let interval = UInt64(min(max((timeouts.min() ?? 1) * 1000 / 4, 10), 1000))
@@ -479,7 +458,7 @@ open class HTTPServer: @unchecked Sendable {
         loop.updateTime()
         let now = UInt32(truncatingIfNeeded: loop.now &+ deadlineClockOffset)
         let deadlines = configuration.deadlines
-        if !handshakes.isEmpty { closeLateHandshakes() }
+        closeLateHandshakes()
         if !deadlineWatchers.isEmpty {
             let watchers = deadlineWatchers
             deadlineWatchers = []
@@ -500,31 +479,25 @@ open class HTTPServer: @unchecked Sendable {
     }
 
     /// Whether the server speaks HTTPS.
-    public var isHTTPS: Bool { tlsContext != nil }
+    public var isHTTPS: Bool { handshakes != nil }
 
     /// Closes the TLS connections whose handshake has taken longer than the configuration's
     /// `handshakeTimeout` (a client that connects and stalls, or trickles its hello).
     private func closeLateHandshakes() {
         let timeout = configuration.handshakeTimeout
-        guard timeout > 0 else { return }
+        guard let handshakes, handshakes.count > 0, timeout > 0 else { return }
         let limit = UInt64(min(timeout * 1000, 1e15).rounded(.up))
-        let now = clockNow
-        let late = handshakes.values.filter { now &- $0.start >= limit }
-        for (connection, _) in late {
-            handshakes.removeValue(forKey: ObjectIdentifier(connection))
-            connection.close()
-        }
-        if !late.isEmpty { connectionCountDidChange() }
+        if handshakes.closeLate(now: clockNow, limit: limit) > 0 { connectionCountDidChange() }
     }
+
+    /// The loop's time in milliseconds on the clock deadlines and the open-file cache use
+    /// (which tests move forward with `advanceDeadlineClock`).
+    var clockNow: UInt64 { loop.now &+ deadlineClockOffset }
 
     /// Moves the clock the deadlines are checked against forward by `milliseconds` and checks
     /// them at once: a test reaches a deadline this way instead of waiting for it. Connections
     /// stamp their events with the loop's own time, so afterwards every one of them looks
     /// that much older. On the loop thread.
-    /// The loop's time in milliseconds on the clock deadlines and the open-file cache use
-    /// (which tests move forward with `advanceDeadlineClock`).
-    var clockNow: UInt64 { loop.now &+ deadlineClockOffset }
-
     func advanceDeadlineClock(by milliseconds: UInt64) {
         deadlineClockOffset &+= milliseconds
         sweep()
