@@ -35,10 +35,10 @@ extension HTTPServer {
 
         /// How long a directory server may go on serving the file it opened for a name
         /// before it looks the name up again, in seconds; 0 opens every file afresh. Size,
-        /// modification time and `ETag` are read from the open file on every request, so an
-        /// edit in place is seen at once; this bounds only how long a file replaced by
-        /// another (renamed over, or deleted and made again) is still served from the old one,
-        /// as nginx's `open_file_cache_valid`. See `SimpleHTTPRequestHandler`.
+        /// modification time and `ETag` are read from the open file once per loop turn, so
+        /// an edit in place is seen by the next request read; this bounds only how long a
+        /// file replaced by another (renamed over, or deleted and made again) is still served
+        /// from the old one, as nginx's `open_file_cache_valid`. See `SimpleHTTPRequestHandler`.
         public var openFileCacheValidity: Double = 1
 
         /// Response bytes held to compute `Content-Length`; a longer body switches to chunked

@@ -75,7 +75,7 @@ open class HTTPServer: @unchecked Sendable {
     /// under way; they become `connections` when it succeeds.
     private let handshakes: TLSHandshakes?
     /// The files `SimpleHTTPRequestHandler`s keep open between requests.
-    let openFileCache = OpenFileCache()
+    let openFileCache: OpenFileCache
     /// How many CGI scripts run, and which wait (`CGIHTTPRequestHandler`).
     let cgiSlots = CGISlots()
     /// Checks run at every sweep with the deadline clock's time (`clockNow`): a check that
@@ -141,6 +141,7 @@ open class HTTPServer: @unchecked Sendable {
         handshakes = try tls.map { configuration throws(TLSError) in try TLSHandshakes(configuration) }
         loop = try Loop()
         logBuffer = LogBuffer(loop: loop)
+        openFileCache = OpenFileCache(loop: loop)
         handlerType = handler
         streamsBodies = handler.streamsRequestBodies
         handlerMaxBodySize = handler.maxBodySize
@@ -272,7 +273,7 @@ open class HTTPServer: @unchecked Sendable {
     private func closeResources() {
         guard !isClosed else { return }
         isClosed = true
-        openFileCache.removeAll()
+        openFileCache.close()
         // Closed here, so that no handshake reports its end to a server being deinitialized.
         handshakes?.closeAll()
         logBuffer.close()  // Lines logged from here on are written directly.

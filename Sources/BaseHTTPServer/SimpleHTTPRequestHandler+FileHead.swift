@@ -5,12 +5,20 @@ import HTTPParser
 /// (RFC 9110 section 13) and byte ranges.
 extension SimpleHTTPRequestHandler {
     /// Sends the head for the open `file` (200, 206, 304, 412 or 416) and returns its body,
-    /// or answers 404 when it is not a regular file. Size and times come from `fstat` now,
-    /// cached or not.
-    func sendFileHead(_ file: OpenFile, contentType: String, cached: OpenFileCache.Entry?) -> Body? {
+    /// or answers 404 when it is not a regular file. Size and times come from `fstat`, taken
+    /// now or earlier in this loop turn (`OpenFileCache.status(of:)`).
+    func sendFileHead(_ file: OpenFile, contentType: String, cached: OpenFileCache.Entry?,
+                      in cache: OpenFileCache) -> Body? {
         var info = stat()
+        if cached.map({ cache.status(of: $0, into: &info) }) != true {
+            guard fstat(file.descriptor, &info) == 0 else {
+                file.close()
+                return notFound()
+            }
+            if let cached { cache.keep(info, for: cached) }
+        }
         // Only regular files: a FIFO or a device would never end.
-        guard fstat(file.descriptor, &info) == 0, info.st_mode & Glibc.S_IFMT == Glibc.S_IFREG else {
+        guard info.st_mode & Glibc.S_IFMT == Glibc.S_IFREG else {
             file.close()
             return notFound()
         }

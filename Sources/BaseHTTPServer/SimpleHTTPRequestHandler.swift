@@ -21,7 +21,8 @@ import UVLoop
 /// Names are resolved under the directory with one `openat2(RESOLVE_BENEATH)` where the
 /// kernel has it (else by `realpath` and a comparison), and the file stays open for later
 /// requests for up to `configuration.openFileCacheValidity` (see `OpenFileCache`); its size,
-/// time and tag are read from the open file on every request.
+/// time and tag are read from the open file once per loop turn, so an edit is seen by the
+/// next request the loop reads.
 ///
 /// The directory served is, in order: the server's `directory` when the server is a
 /// `DirectoryHTTPServer`, else the class's `directory` (override it), which defaults to the
@@ -116,7 +117,7 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
         let now = server.clockNow
         let validity = UInt64(max(server.configuration.openFileCacheValidity, 0) * 1000)
         if validity > 0, let entry = cache.entry(for: location, now: now, validity: validity) {
-            return sendFileHead(entry.file, contentType: entry.contentType, cached: entry)
+            return sendFileHead(entry.file, contentType: entry.contentType, cached: entry, in: cache)
         }
         let target = location.bytes
         guard case .opened(var file) = openUnderRoot(target) else { return notFound() }
@@ -146,9 +147,10 @@ open class SimpleHTTPRequestHandler: BaseHTTPRequestHandler {
             return notFound()
         }
         let contentType = guessType(String(decoding: contentPath, as: UTF8.self))
-        guard validity > 0 else { return sendFileHead(file, contentType: contentType, cached: nil) }
+        guard validity > 0 else { return sendFileHead(file, contentType: contentType, cached: nil, in: cache) }
         let entry = cache.insert(file, contentType: contentType, for: .bytes(target), now: now, validity: validity)
-        return sendFileHead(file, contentType: contentType, cached: entry)
+        if contentPath == target { cache.keep(info, for: entry) }  // An index page has a status of its own.
+        return sendFileHead(file, contentType: contentType, cached: entry, in: cache)
     }
 
     /// Maps the request path onto a file-system path under `directory` (`translate_path`):

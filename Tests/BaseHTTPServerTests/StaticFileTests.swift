@@ -2,6 +2,7 @@ import Foundation
 import Glibc
 import Testing
 @testable import BaseHTTPServer
+import UVLoop
 
 /// A fresh directory per test (these tests change files while the server serves them).
 final class ScratchDirectory: @unchecked Sendable {
@@ -153,6 +154,62 @@ struct StaticFileTests {
         #expect(grown.header("Content-Length") == "28")
         scratch.write("page.html", "tiny")
         #expect(try get(running, "/page.html").bodyText == "tiny")
+    }
+
+    @Test func aFileEditedBetweenTwoRequestsOnOneConnectionIsServedNew() throws {
+        let scratch = ScratchDirectory()
+        scratch.write("page.html", "short")
+        let running = try scratch.serve()
+        defer { running.stop() }
+        let client = try running.client()
+        for text in ["a longer version of the page", "tiny", "x"] {
+            try client.send("GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            _ = try #require(try client.readResponse())
+            // The next request is read in a later loop turn than the status just taken.
+            scratch.write("page.html", text)
+            try client.send("GET /page.html HTTP/1.1\r\nHost: x\r\n\r\n")
+            let response = try #require(try client.readResponse())
+            #expect(response.bodyText == text)
+            #expect(response.header("Content-Length") == String(text.utf8.count))
+        }
+    }
+
+    /// The open-file cache keeps a file's `fstat` for the rest of the loop turn it was taken
+    /// in, and only in a running loop.
+    @Test func aFilesStatusIsKeptUntilTheLoopNextPolls() throws {
+        let scratch = ScratchDirectory()
+        scratch.write("a.txt", "abc")
+        let loop = try Loop()
+        defer { try? loop.close() }
+        let cache = OpenFileCache(loop: loop)
+        defer { cache.close() }
+        let path = Array((scratch.path + "/a.txt").utf8)
+        let file = OpenFile(adopting: open(scratch.path + "/a.txt", O_RDONLY))
+        let entry = cache.insert(file, contentType: "text/plain", for: .bytes(path), now: 0, validity: 60_000)
+        var taken = stat()
+        #expect(fstat(file.descriptor, &taken) == 0)
+        var seen = stat()
+        cache.keep(taken, for: entry)
+        #expect(!cache.status(of: entry, into: &seen), "outside a running loop nothing is kept")
+
+        var inTheSameTurn = false
+        var afterAPoll = true
+        let first = LoopTimer(loop: loop)
+        let second = LoopTimer(loop: loop)
+        first.start(after: 0) {
+            cache.keep(taken, for: entry)
+            inTheSameTurn = cache.status(of: entry, into: &seen) && seen.st_size == 3
+            // Due 1 ms later: the loop polls for I/O (with a timeout) before it runs.
+            second.start(after: 1) {
+                afterAPoll = cache.status(of: entry, into: &seen)
+                loop.stop()
+            }
+        }
+        loop.run()
+        first.close()
+        second.close()
+        #expect(inTheSameTurn)
+        #expect(!afterAPoll)
     }
 
     @Test func aReplacedFileIsServedFromTheOldOneAtMostForTheCacheValidity() throws {
