@@ -25,6 +25,8 @@ final class OpenFileCache {
         /// `Last-Modified` and `ETag` for the version last seen (modification time in
         /// nanoseconds, size): a file served often has them formatted once.
         var validators: (modified: Int64, size: Int, lastModified: String, entityTag: String)?
+        /// That version's size in decimal: a whole file's `Content-Length`.
+        var lengthText = ""
         /// The file's `fstat`, and the loop turn it was taken in (see `status(of:)`).
         fileprivate var status = stat()
         fileprivate var statusTurn: UInt64 = 0

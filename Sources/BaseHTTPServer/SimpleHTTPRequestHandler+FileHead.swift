@@ -27,12 +27,16 @@ extension SimpleHTTPRequestHandler {
         let version = Int64(info.st_mtim.tv_sec) &* 1_000_000_000 &+ Int64(info.st_mtim.tv_nsec)
         let lastModified: String
         let etag: String
+        let length: String
         if let known = cached?.validators, known.modified == version, known.size == size {
             (lastModified, etag) = (known.lastModified, known.entityTag)
+            length = cached?.lengthText ?? String(size)
         } else {
             lastModified = dateTimeString(Double(modified))
             etag = entityTag(info)
+            length = String(size)
             cached?.validators = (version, size, lastModified, etag)
+            cached?.lengthText = length
         }
         let mayBeConditional = hasConditionalFields
         switch mayBeConditional ? evaluatePreconditions(etag: etag, modified: modified) : .proceed {
@@ -75,7 +79,7 @@ extension SimpleHTTPRequestHandler {
             return nil
         }
         sendHeader("Content-type", contentType)
-        sendHeader("Content-Length", String(range.count))
+        sendHeader("Content-Length", range.count == size ? length : String(range.count))
         sendHeader("Last-Modified", lastModified)
         sendHeader("ETag", etag)
         sendHeader("Accept-Ranges", "bytes")
