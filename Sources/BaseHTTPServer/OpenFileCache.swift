@@ -4,10 +4,10 @@ import UVLoop
 /// The files a server's `SimpleHTTPRequestHandler`s opened recently, kept open between
 /// requests (nginx's `open_file_cache`), and the directories they serve.
 ///
-/// A hit saves the path's resolution, the `open` and the `close`: the request costs the read,
-/// and an `fstat` of the open descriptor once per loop turn (see `status(of:)`), so a file
-/// changed in place is served whole, with its new length, time and `ETag`, to the next
-/// request the loop reads. What can be stale for longer is which file a name means: a file
+/// A hit saves the path's resolution, the `open` and the `close`: the request costs the
+/// read, and an `fstat` of the open descriptor once per loop turn (see `status(of:into:)`),
+/// so a file changed in place is served whole, with its new length, time and `ETag`, to the
+/// next request the loop reads. What can be stale for longer is which file a name means: a file
 /// replaced by another (renamed over, or deleted and made again) is served from the old one
 /// for at most `Configuration.openFileCacheValidity` after it was opened, as with nginx's
 /// `open_file_cache_valid`. Then the name is resolved again.
@@ -27,7 +27,7 @@ final class OpenFileCache {
         var validators: (modified: Int64, size: Int, lastModified: String, entityTag: String)?
         /// That version's size in decimal: a whole file's `Content-Length`.
         var lengthText = ""
-        /// The file's `fstat`, and the loop turn it was taken in (see `status(of:)`).
+        /// The file's `fstat`, and the loop turn it was taken in (see `status(of:into:)`).
         fileprivate var status = stat()
         fileprivate var statusTurn: UInt64 = 0
 

@@ -6,11 +6,12 @@ import HTTPParser
 extension SimpleHTTPRequestHandler {
     /// Sends the head for the open `file` (200, 206, 304, 412 or 416) and returns its body,
     /// or answers 404 when it is not a regular file. Size and times come from `fstat`, taken
-    /// now or earlier in this loop turn (`OpenFileCache.status(of:)`).
+    /// now or earlier in this loop turn (`OpenFileCache.status(of:into:)`).
     func sendFileHead(_ file: OpenFile, contentType: String, cached: OpenFileCache.Entry?,
                       in cache: OpenFileCache) -> Body? {
         var info = stat()
-        if cached.map({ cache.status(of: $0, into: &info) }) != true {
+        let isKnown = cached.map { cache.status(of: $0, into: &info) } ?? false
+        if !isKnown {
             guard fstat(file.descriptor, &info) == 0 else {
                 file.close()
                 return notFound()

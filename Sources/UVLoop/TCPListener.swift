@@ -81,18 +81,20 @@ public final class TCPListener: LoopResource {
         handle.pointee.data = Unmanaged.passRetained(self).toOpaque()
     }
 
-    /// The unsent bytes a connection's socket holds at most (`TCP_NOTSENT_LOWAT`): 512 KiB.
+    /// The unsent bytes a connection's socket holds at most (`TCP_NOTSENT_LOWAT`): 64 KiB.
     ///
     /// Linux lets a socket queue its whole send buffer unsent, which it grows to 4 MiB. Kept
-    /// that full, a 256 MiB download over loopback cost 0.34-0.41 CPU s per GB and ran at
-    /// 2.3-3.2 GB/s; with 512 KiB (or 256 KiB) 0.22-0.23 s and 4.2-4.4 GB/s, as lighttpd;
-    /// with 1 MiB 0.28-0.30 s, with 2 MiB 0.34 s (the F4 file, server and client on their own
-    /// CPUs, medians of 20 downloads). With the long queue the kernel sent a quarter more,
-    /// smaller segments for the same bytes, and had as many more acknowledgements to handle
-    /// (`nstat`). Data in flight is not limited, only what waits behind it: a fast network
-    /// path keeps its window full as long as the server refills the queue within the time
-    /// half of it takes to send.
-    public static let defaultUnsentLimit = 512 << 10
+    /// that full, a 256 MiB download over loopback cost 0.34-0.41 CPU s per GB; the shorter
+    /// the queue, the less the kernel spends per byte: its segments and acknowledgements are
+    /// fewer, and the pages it sends are still in the cache when it lets them go. On the F4
+    /// file (server and client on their own CPUs, medians of five runs of at least 2 s,
+    /// interleaved with lighttpd's 5,311 MB/s and 0.185 s): 2 MiB 0.32 s per GB; 512 KiB
+    /// 0.20-0.22 s; 128 KiB 0.16-0.18 s; 64 KiB 0.12-0.14 s and 6.2-6.7 GB/s; 32 KiB 0.12 s.
+    /// An HTTPS download of the same file cost 0.70-0.72 s per GB against 0.80-0.82 s with
+    /// 512 KiB. Data in flight is not limited, only what waits behind it: a network path
+    /// keeps its window full as long as the server refills the queue within the time half of
+    /// it takes to send (26 us at 10 Gb/s; Cloudflare tunes its HTTP/2 servers to 16 KiB).
+    public static let defaultUnsentLimit = 64 << 10
 
     private static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32) throws(UVError) {
         var value = value

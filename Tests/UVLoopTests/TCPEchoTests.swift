@@ -60,7 +60,7 @@ struct TCPEchoTests {
 
     /// Nagle's algorithm is off and the listener's unsent-bytes limit is set on every accepted
     /// socket, without a system call of its own; a nil limit leaves the kernel's default.
-    @Test(arguments: [TCPListener.defaultUnsentLimit, 64 << 10, nil])
+    @Test(arguments: [TCPListener.defaultUnsentLimit, 256 << 10, nil])
     func acceptedConnectionsHaveNagleOffAndTheListenersUnsentLimit(_ limit: Int?) throws {
         let loop = try Loop()
         let listener = try TCPListener(loop: loop, host: "127.0.0.1", port: 0, unsentLimit: limit)
@@ -80,7 +80,7 @@ struct TCPEchoTests {
         run(loop, until: { seen.count == 2 })
         #expect(seen == [limit ?? 0, limit ?? 0])
         #expect(noDelay == [true, true])
-        #expect(TCPListener.defaultUnsentLimit == 512 << 10)
+        #expect(TCPListener.defaultUnsentLimit == 64 << 10)
         for client in clients { client.close() }
         listener.close()
         closeCleanly(loop)
