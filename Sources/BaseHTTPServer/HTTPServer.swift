@@ -383,6 +383,9 @@ open class HTTPServer: @unchecked Sendable {
     /// The number of open connections. Safe to read from any thread (for monitoring).
     public var connectionCount: Int { openConnections.load(ordering: .relaxed) }
 
+    /// Whether the server speaks HTTPS.
+    public var isHTTPS: Bool { handshakes != nil }
+
     /// Closes every open connection now, whatever it is doing: a response in flight is cut
     /// off, and its client sees the connection end early. During a `shutdown()` this ends the
     /// grace period at once, and `serveForever()` returns as soon as the connections have
@@ -479,9 +482,6 @@ open class HTTPServer: @unchecked Sendable {
         deadlineWatchers.append(check)
     }
 
-    /// Whether the server speaks HTTPS.
-    public var isHTTPS: Bool { handshakes != nil }
-
     /// Closes the TLS connections whose handshake has taken longer than the configuration's
     /// `handshakeTimeout` (a client that connects and stalls, or trickles its hello).
     private func closeLateHandshakes() {
@@ -503,6 +503,8 @@ open class HTTPServer: @unchecked Sendable {
         deadlineClockOffset &+= milliseconds
         sweep()
     }
+
+    // MARK: The request path's pools and caches (exchanges, status lines, dates)
 
     /// An exchange for a connection that has work: a spare one, or a new one, with the
     /// parser limits configured now.
